@@ -1,0 +1,30 @@
+from rest_framework import pagination
+from rest_framework.exceptions import NotFound, ValidationError
+
+
+class CursorPagination(pagination.CursorPagination):
+    """Keyset pagination: `cursor` and `page_size` (≤ 100); no OFFSET, no COUNT(*)."""
+
+    ordering = "-id"
+    page_size_query_param = "page_size"
+    max_page_size = 100
+    invalid_cursor_message = "This cursor is not valid (it may come from another list)."
+
+    def decode_cursor(self, request):
+        # A cursor from another list or a mangled one is bad input (400), not a missing page.
+        try:
+            return super().decode_cursor(request)
+        except NotFound as exc:
+            raise ValidationError({"cursor": [self.invalid_cursor_message]}) from exc
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None:
+            try:
+                value = int(raw)
+            except ValueError as exc:
+                raise ValidationError({"page_size": ["A whole number from 1 to 100."]}) from exc
+            if value < 1 or value > self.max_page_size:
+                raise ValidationError({"page_size": ["A whole number from 1 to 100."]})
+            return value
+        return self.page_size

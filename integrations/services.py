@@ -1,0 +1,927 @@
+"""Writers for store connections and their webhook inbox, and the readers the webhook path
+and the store health page need.
+
+Connections: `connection_create`, `connection_update_credentials`, `connection_rotate_secret`,
+`connection_disconnect`, `connections_reencrypt`. Every change is audited; no secret or
+credential ever reaches the audit log.
+
+Inbox (Invariant 3, persist then process):
+- `delivery_accept` is the acknowledgement path: one INSERT … ON CONFLICT DO NOTHING, and
+  processing is enqueued after commit only when the row is new.
+- `delivery_process` runs in a worker: it claims the row (`SELECT … FOR UPDATE SKIP
+  LOCKED` among pending/retrying rows), normalises the payload, applies the records and
+  records the outcome in the same transaction — done, ignored (nothing we use), dead (the
+  payload lacks what we need; the reason is kept) or retrying with exponential backoff
+  (anything transient), dead after MAX_ATTEMPTS.
+- `delivery_sweep` finds rows whose message was lost (a pending or retrying row past its
+  `next_attempt_at`) so the beat task re-enqueues them; `delivery_replay` sends a dead
+  letter round again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import secrets
+import statistics
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache, partial
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import connection as db_connection
+from django.db import transaction
+from django.db.models import Aggregate, Count, DurationField, F, Q
+from django.db.models.expressions import ExpressionWrapper
+from django.urls import reverse
+from django.utils import timezone
+
+from helpdesk.models import Tenant
+from helpdesk.services import Actor, audit_record
+from integrations import crypto
+from integrations.models import Connection, Platform, WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+Delivery = WebhookDelivery.State
+
+# Shopify may keep signing with the old secret for up to an hour after a rotation.
+ROTATION_GRACE = timedelta(hours=1)
+# A fresh row belongs to its Celery message; the sweeper only steps in after this.
+PENDING_GRACE = timedelta(minutes=2)
+# A swept row is not swept again for this long, so a slow queue does not pile up copies.
+SWEEP_LEASE = timedelta(minutes=5)
+SWEEP_BATCH = 500
+MAX_ATTEMPTS = 8
+RETRY_BASE_SECONDS = 30
+RETRY_MAX_SECONDS = 60 * 60
+# Verification material is cached so the hot path does not query per delivery. Rotation,
+# disconnection and credential updates delete the entry at once and again after commit.
+MATERIAL_TTL = 300
+MISSING_TTL = 30
+# last_delivery_at is written at most this often per connection (not once per delivery).
+TOUCH_INTERVAL = timedelta(minutes=1)
+SIGNATURE_FAILURE_HOURS = 24
+SILENCE_WARNING = timedelta(hours=24)
+DEAD_LETTERS_SHOWN = 50
+
+# API credentials each platform needs for its API client: (key, label).
+CREDENTIAL_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    Platform.SHOPIFY: (("access_token", "Admin API access token"),),
+    Platform.WOOCOMMERCE: (
+        ("consumer_key", "Consumer key (ck_…)"),
+        ("consumer_secret", "Consumer secret (cs_…)"),
+    ),
+    Platform.MAGENTO: (("access_token", "Integration access token"),),
+    Platform.GENERIC: (),
+}
+# Which address field identifies the store, per platform (None: neither is required).
+STORE_ADDRESS: dict[str, str | None] = {
+    Platform.SHOPIFY: "shop_domain",
+    Platform.WOOCOMMERCE: "api_url",
+    Platform.MAGENTO: "api_url",
+    Platform.GENERIC: None,
+}
+SHOPIFY_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\.myshopify\.com$")
+# Any secret the platform uses (Shopify's is the app's, not ours to choose); ours are 256-bit.
+SECRET_PATTERN = re.compile(r"^\S{1,200}$")
+
+
+# --- Validation ----------------------------------------------------------------------------
+
+
+def _clean_shop_domain(value: str) -> str:
+    value = (value or "").strip().lower()
+    value = re.sub(r"^https?://", "", value)
+    return value.rstrip("/")
+
+
+def _clean_credentials(platform: str, credentials: Any, errors: dict[str, str]) -> dict[str, str]:
+    """Credentials as {key: value} for `platform`: all of its keys, or none at all."""
+    if credentials in (None, ""):
+        return {}
+    if not isinstance(credentials, dict):
+        errors["credentials"] = "An object with the platform’s API credentials."
+        return {}
+    allowed = [key for key, _ in CREDENTIAL_FIELDS[platform]]
+    unknown = sorted(set(credentials) - set(allowed))
+    if unknown:
+        expected = ", ".join(allowed) or "none"
+        errors["credentials"] = f"Unknown for this platform: {', '.join(unknown)} (expected: {expected})."
+        return {}
+    cleaned = {}
+    for key, value in credentials.items():
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > 500:
+            errors["credentials"] = f"“{key}” must be text of at most 500 characters."
+            return {}
+        if value.strip():
+            cleaned[key] = value.strip()
+    missing = [key for key in allowed if key not in cleaned]
+    if cleaned and missing:
+        errors["credentials"] = f"Also give: {', '.join(missing)}."
+        return {}
+    return cleaned
+
+
+def _clean_secret(value: str, errors: dict[str, str]) -> str:
+    value = (value or "").strip()
+    if value and not SECRET_PATTERN.match(value):
+        errors["webhook_secret"] = "At most 200 characters, without spaces (e.g. the app’s client secret)."
+    return value
+
+
+def _clean_public_key(value: str, errors: dict[str, str]) -> str:
+    value = (value or "").strip()
+    if not value:
+        return ""
+    from integrations.magento.receiver import load_public_key
+
+    if load_public_key(value) is None:
+        errors["public_key_pem"] = "Paste the RSA public key in PEM form (-----BEGIN PUBLIC KEY-----…)."
+    return value + "\n"
+
+
+def _clean_address(platform: str, shop_domain: str, api_url: str, errors: dict[str, str]) -> tuple[str, str]:
+    shop_domain = _clean_shop_domain(shop_domain)
+    api_url = (api_url or "").strip()
+    required = STORE_ADDRESS[platform]
+    if required == "shop_domain" and not shop_domain:
+        errors["shop_domain"] = "The shop’s myshopify.com domain, e.g. acme-socks.myshopify.com."
+    elif platform == Platform.SHOPIFY and not SHOPIFY_DOMAIN.match(shop_domain):
+        errors["shop_domain"] = "Use the shop’s myshopify.com domain (not a custom domain)."
+    elif platform != Platform.SHOPIFY and shop_domain:
+        errors["shop_domain"] = "Only Shopify connections have a shop domain; give the API URL."
+    if required == "api_url" and not api_url:
+        errors["api_url"] = "The store’s address, e.g. https://shop.example/."
+    elif api_url:
+        try:
+            URLValidator(schemes=["http", "https"])(api_url)
+        except ValidationError:
+            errors["api_url"] = "An http:// or https:// address."
+        if len(api_url) > 200:
+            errors["api_url"] = "At most 200 characters."
+    return shop_domain, api_url
+
+
+def _raise(errors: dict[str, str]) -> None:
+    if errors:
+        raise ValidationError({key: [message] for key, message in errors.items()})
+
+
+def webhook_url(connection: Connection) -> str:
+    """The public URL the platform posts to: BASE_URL + /hooks/<platform>/<id>/."""
+    path = reverse(f"hooks_{connection.platform}", kwargs={"connection_uuid": connection.pk})
+    return f"{settings.BASE_URL}{path}"
+
+
+def credentials_for(connection: Connection) -> dict[str, str]:
+    """The decrypted API credentials (for the platform API clients); {} when none."""
+    return crypto.decrypt_json(connection.credentials_encrypted)
+
+
+def _lock(connection: Connection) -> Connection:
+    return Connection.objects.select_for_update().get(tenant_id=connection.tenant_id, pk=connection.pk)
+
+
+def _copy_back(target: Connection, source: Connection) -> None:
+    for f in Connection._meta.concrete_fields:
+        setattr(target, f.attname, getattr(source, f.attname))
+
+
+# --- Connections -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def connection_create(
+    *,
+    tenant: Tenant,
+    platform: str,
+    name: str,
+    actor: Actor,
+    shop_domain: str = "",
+    api_url: str = "",
+    credentials: dict | None = None,
+    webhook_secret: str = "",
+    public_key_pem: str = "",
+) -> tuple[Connection, str]:
+    """Connect a store. Returns the connection and its webhook secret, shown this once.
+
+    The secret is the one given (Shopify signs with the app's client secret, which the admin
+    pastes) or a fresh random one (WooCommerce and the generic format: paste it there).
+    """
+    errors: dict[str, str] = {}
+    if platform not in Platform.values:
+        errors["platform"] = f"One of: {', '.join(Platform.values)}."
+        _raise(errors)
+    name = (name or "").strip()
+    if not name:
+        errors["name"] = "Give the connection a name, e.g. the store’s name."
+    elif len(name) > 100:
+        errors["name"] = "At most 100 characters."
+    shop_domain, api_url = _clean_address(platform, shop_domain, api_url, errors)
+    cleaned = _clean_credentials(platform, credentials, errors)
+    supplied = _clean_secret(webhook_secret, errors)
+    pem = _clean_public_key(public_key_pem, errors) if platform == Platform.MAGENTO else ""
+    if public_key_pem and platform != Platform.MAGENTO:
+        errors["public_key_pem"] = "Only Adobe Commerce (Magento) signs with a public key."
+    _raise(errors)
+    secret = supplied or secrets.token_urlsafe(32)
+    connection = Connection.objects.create(
+        tenant=tenant,
+        platform=platform,
+        name=name,
+        shop_domain=shop_domain,
+        api_url=api_url,
+        credentials_encrypted=crypto.encrypt_json(cleaned),
+        webhook_secret_encrypted=crypto.encrypt(secret),
+        public_key_pem=pem,
+    )
+    audit_record(
+        tenant=tenant,
+        actor=actor,
+        action="connection.create",
+        target=connection,
+        changes={
+            "platform": platform,
+            "name": name,
+            "shop_domain": shop_domain,
+            "api_url": api_url,
+            "credentials": sorted(cleaned),
+            "webhook_secret": "supplied" if supplied else "generated",
+            "public_key": bool(pem),
+        },
+    )
+    _forget_material(connection.pk)  # a cached "no such id" must not outlive the row
+    return connection, secret
+
+
+@transaction.atomic
+def connection_update_credentials(
+    *,
+    connection: Connection,
+    actor: Actor,
+    credentials: dict | None = None,
+    public_key_pem: str | None = None,
+    name: str | None = None,
+) -> Connection:
+    """Replace API credentials (re-encrypted under the newest key), the Adobe public key or
+    the name. A credential left blank keeps its stored value: secrets are never shown back."""
+    locked = _lock(connection)
+    if not locked.is_active:
+        raise ValidationError("This connection is disconnected; connect the store again instead.")
+    errors: dict[str, str] = {}
+    changes: dict[str, Any] = {}
+    if credentials is not None:
+        stored = crypto.decrypt_json(locked.credentials_encrypted)
+        if isinstance(credentials, dict):
+            blank = {k for k, v in credentials.items() if v is None or (isinstance(v, str) and not v.strip())}
+            credentials = {**stored, **{k: v for k, v in credentials.items() if k not in blank}}
+        merged = _clean_credentials(locked.platform, credentials, errors)
+        updated = sorted(k for k in merged if stored.get(k) != merged[k])
+        if updated and not errors:
+            locked.credentials_encrypted = crypto.encrypt_json(merged)
+            changes["credentials"] = {"updated": updated}
+    if public_key_pem is not None and public_key_pem.strip():
+        if locked.platform != Platform.MAGENTO:
+            errors["public_key_pem"] = "Only Adobe Commerce (Magento) signs with a public key."
+        else:
+            pem = _clean_public_key(public_key_pem, errors)
+            if pem != locked.public_key_pem:
+                locked.public_key_pem = pem
+                changes["public_key"] = "replaced"
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 100:
+            errors["name"] = "A name of 1 to 100 characters."
+        elif name != locked.name:
+            changes["name"] = [locked.name, name]
+            locked.name = name
+    _raise(errors)
+    if changes:
+        locked.save(update_fields=["credentials_encrypted", "public_key_pem", "name"])
+        audit_record(
+            tenant=locked.tenant,
+            actor=actor,
+            action="connection.update_credentials",
+            target=locked,
+            changes=changes,
+        )
+        _forget_material(locked.pk)
+    _copy_back(connection, locked)
+    return connection
+
+
+@transaction.atomic
+def connection_rotate_secret(*, connection: Connection, actor: Actor, new_secret: str = "") -> str:
+    """Give the connection a new webhook secret; returns it (shown this once).
+
+    The previous secret keeps verifying for ROTATION_GRACE (Shopify switches within the
+    hour). Rotating again inside that hour drops the oldest secret.
+    """
+    locked = _lock(connection)
+    if not locked.is_active:
+        raise ValidationError("This connection is disconnected.")
+    errors: dict[str, str] = {}
+    supplied = _clean_secret(new_secret, errors)
+    _raise(errors)
+    secret = supplied or secrets.token_urlsafe(32)
+    locked.previous_secret_encrypted = locked.webhook_secret_encrypted
+    locked.previous_secret_expires_at = timezone.now() + ROTATION_GRACE
+    locked.webhook_secret_encrypted = crypto.encrypt(secret)
+    locked.save(
+        update_fields=[
+            "previous_secret_encrypted",
+            "previous_secret_expires_at",
+            "webhook_secret_encrypted",
+        ]
+    )
+    audit_record(
+        tenant=locked.tenant,
+        actor=actor,
+        action="connection.rotate_secret",
+        target=locked,
+        changes={
+            "webhook_secret": "supplied" if supplied else "generated",
+            "previous_secret_valid_until": locked.previous_secret_expires_at.isoformat(),
+        },
+    )
+    _forget_material(locked.pk)
+    _copy_back(connection, locked)
+    return secret
+
+
+@transaction.atomic
+def connection_disconnect(*, connection: Connection, actor: Actor) -> Connection:
+    """Stop taking deliveries from a store. Orders and the inbox stay as history; the API
+    credentials and webhook secrets are erased; unprocessed deliveries are set aside."""
+    locked = _lock(connection)
+    if not locked.is_active:
+        _copy_back(connection, locked)
+        return connection
+    now = timezone.now()
+    locked.status = Connection.State.DISCONNECTED
+    locked.disconnected_at = now
+    locked.credentials_encrypted = ""
+    locked.webhook_secret_encrypted = ""
+    locked.previous_secret_encrypted = ""
+    locked.previous_secret_expires_at = None
+    locked.save(
+        update_fields=[
+            "status",
+            "disconnected_at",
+            "credentials_encrypted",
+            "webhook_secret_encrypted",
+            "previous_secret_encrypted",
+            "previous_secret_expires_at",
+        ]
+    )
+    set_aside = WebhookDelivery.objects.filter(
+        tenant_id=locked.tenant_id,
+        connection=locked,
+        status__in=[Delivery.PENDING, Delivery.RETRYING],
+    ).update(
+        status=Delivery.IGNORED,
+        last_error="The connection was disconnected before this delivery was processed.",
+        processed_at=now,
+        next_attempt_at=None,
+    )
+    audit_record(
+        tenant=locked.tenant,
+        actor=actor,
+        action="connection.disconnect",
+        target=locked,
+        changes={"unprocessed_deliveries_ignored": set_aside},
+    )
+    _forget_material(locked.pk)
+    _copy_back(connection, locked)
+    return connection
+
+
+@transaction.atomic
+def connections_reencrypt(*, tenant: Tenant) -> int:
+    """Re-encrypt every stored credential and secret of `tenant` under the newest
+    ENCRYPTION_KEYS key (after a key was prepended). Returns how many connections changed."""
+    changed = 0
+    fields = ["credentials_encrypted", "webhook_secret_encrypted", "previous_secret_encrypted"]
+    for connection in Connection.objects.select_for_update().filter(tenant=tenant).order_by("pk"):
+        for name in fields:
+            setattr(connection, name, crypto.rotate(getattr(connection, name)))
+        connection.save(update_fields=fields)
+        _forget_material(connection.pk)
+        changed += 1
+    if changed:
+        audit_record(
+            tenant=tenant,
+            actor=Actor.system(),
+            action="connection.reencrypt",
+            changes={"connections": changed},
+        )
+    return changed
+
+
+# --- Verification material (the hot path's one read) ----------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _plaintext(token: str) -> str:
+    """A decrypted secret. Tokens are immutable, so each is decrypted once per process."""
+    try:
+        return crypto.decrypt(token)
+    except crypto.InvalidToken:
+        logger.error("A webhook secret cannot be decrypted with any ENCRYPTION_KEYS key")
+        return ""
+
+
+@dataclass(frozen=True)
+class VerificationMaterial:
+    """What checking one connection's signatures takes; cached in the Django cache (Redis).
+
+    Secrets stay encrypted in the cache; they are decrypted in the process that verifies.
+    """
+
+    connection_id: str
+    tenant_id: int
+    platform: str
+    active: bool
+    shop_domain: str = ""
+    public_key_pem: str = ""
+    secret_token: str = ""
+    previous_token: str = ""
+    previous_expires_at: datetime | None = None
+
+    def secrets(self) -> tuple[str, ...]:
+        """The secrets that verify now: the current one, and the previous one in its hour."""
+        found = [_plaintext(self.secret_token)] if self.secret_token else []
+        if self.previous_token and self.previous_expires_at is not None and timezone.now() < self.previous_expires_at:
+            found.append(_plaintext(self.previous_token))
+        return tuple(s for s in found if s)
+
+
+_MATERIAL_KEY = "integrations:verify:v1:{}"
+_MISSING = "missing"
+
+
+def _material_key(connection_id: uuid.UUID | str) -> str:
+    return _MATERIAL_KEY.format(connection_id)
+
+
+def _dangerously_load_material(connection_id: uuid.UUID) -> VerificationMaterial | None:
+    """Read a connection by its id alone, across tenants.
+
+    The one unscoped read: a webhook URL names only the connection (an unguessable UUID),
+    and the tenant is learnt from this row. Everything after it is scoped to that tenant.
+    """
+    row = (
+        Connection.objects.filter(pk=connection_id)
+        .values(
+            "tenant_id",
+            "platform",
+            "status",
+            "shop_domain",
+            "public_key_pem",
+            "webhook_secret_encrypted",
+            "previous_secret_encrypted",
+            "previous_secret_expires_at",
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    return VerificationMaterial(
+        connection_id=str(connection_id),
+        tenant_id=row["tenant_id"],
+        platform=row["platform"],
+        active=row["status"] == Connection.State.ACTIVE,
+        shop_domain=row["shop_domain"],
+        public_key_pem=row["public_key_pem"],
+        secret_token=row["webhook_secret_encrypted"],
+        previous_token=row["previous_secret_encrypted"],
+        previous_expires_at=row["previous_secret_expires_at"],
+    )
+
+
+def verification_material(connection_id: uuid.UUID) -> VerificationMaterial | None:
+    """The connection's verification material, from the cache when it is there; None for an
+    id no connection has. A cache outage falls back to the database."""
+    key = _material_key(connection_id)
+    try:
+        cached = cache.get(key)
+    except Exception:
+        logger.warning("cache unavailable; reading connection %s from the database", connection_id)
+        return _dangerously_load_material(connection_id)
+    if cached == _MISSING:
+        return None
+    if isinstance(cached, dict):
+        return VerificationMaterial(**cached)
+    material = _dangerously_load_material(connection_id)
+    try:
+        if material is None:
+            cache.set(key, _MISSING, MISSING_TTL)
+        else:
+            cache.set(key, dataclasses.asdict(material), MATERIAL_TTL)
+    except Exception:
+        logger.warning("cache unavailable; connection %s not cached", connection_id)
+    return material
+
+
+def _forget_material(connection_id: uuid.UUID) -> None:
+    """Drop the cached material now, and again after commit: a delivery verified between the
+    two would have re-read the old row and cached it again."""
+
+    def forget() -> None:
+        try:
+            cache.delete(_material_key(connection_id))
+        except Exception:
+            logger.exception("could not drop cached verification material of %s", connection_id)
+
+    forget()
+    transaction.on_commit(forget)
+
+
+# --- Signature failures (for the health page) ----------------------------------------------
+# Kept in the cache (Redis) as hourly counters, not in a table: a forged request must not
+# become a database write (an attacker could otherwise turn garbage into write load), and
+# the figure is diagnostic — losing it with Redis loses nothing of record (Invariant 2).
+
+
+def _failure_key(connection_id: str, hour: datetime) -> str:
+    return f"integrations:sigfail:{connection_id}:{hour:%Y%m%d%H}"
+
+
+def signature_failure_record(connection_id: str) -> None:
+    key = _failure_key(connection_id, timezone.now())
+    try:
+        cache.add(key, 0, timeout=(SIGNATURE_FAILURE_HOURS + 1) * 3600)
+        cache.incr(key)
+    except Exception:
+        logger.warning("could not count a signature failure for %s", connection_id)
+
+
+def signature_failures(connection_id: str) -> int:
+    """Failed signature checks in the last 24 hours (hourly buckets)."""
+    now = timezone.now()
+    keys = [_failure_key(connection_id, now - timedelta(hours=h)) for h in range(SIGNATURE_FAILURE_HOURS)]
+    try:
+        return sum(int(v) for v in cache.get_many(keys).values())
+    except Exception:
+        return 0
+
+
+# --- The inbox: accept ----------------------------------------------------------------------
+
+_INSERT_FIELDS = (
+    "tenant",
+    "connection",
+    "delivery_id",
+    "event_id",
+    "topic",
+    "received_at",
+    "triggered_at",
+    "headers",
+    "body",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+)
+
+
+def _insert_ignoring_duplicates(values: dict[str, Any]) -> int | None:
+    """INSERT one inbox row unless (tenant, connection, delivery_id) exists; its id or None.
+
+    Raw SQL because the ORM's `bulk_create(ignore_conflicts=True)` cannot say whether the
+    row was new, and only a new row may enqueue processing. One statement, one round trip.
+    """
+    meta = WebhookDelivery._meta
+    quote = db_connection.ops.quote_name
+    fields = [f for f in meta.concrete_fields if f.name in _INSERT_FIELDS]
+    by_name = {f.name: quote(str(f.column)) for f in meta.concrete_fields}
+    columns = ", ".join(by_name[f.name] for f in fields)
+    conflict = ", ".join(by_name[n] for n in ("tenant", "connection", "delivery_id"))
+    placeholders = ", ".join(["%s"] * len(fields))
+    # Table and column names come from the model's meta, never from input.
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders}) "  # noqa: S608
+        f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {by_name[meta.pk.name]}"
+    )
+    params = [f.get_db_prep_save(values[f.name], db_connection) for f in fields]
+    with db_connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def delivery_accept(
+    *,
+    material: VerificationMaterial,
+    delivery_id: str,
+    topic: str,
+    headers: dict[str, str],
+    body: str,
+    event_id: str = "",
+    triggered_at: datetime | None = None,
+) -> bool:
+    """Store one verified delivery; True when it is new (and its processing was enqueued),
+    False for a duplicate, which stores nothing."""
+    now = timezone.now()
+    pk = _insert_ignoring_duplicates(
+        {
+            "tenant": material.tenant_id,
+            "connection": uuid.UUID(material.connection_id),
+            "delivery_id": delivery_id,
+            "event_id": event_id,
+            "topic": topic,
+            "received_at": now,
+            "triggered_at": triggered_at,
+            "headers": headers,
+            "body": body,
+            "status": Delivery.PENDING,
+            "attempts": 0,
+            "next_attempt_at": now + PENDING_GRACE,
+            "last_error": "",
+        }
+    )
+    if pk is None:
+        return False
+    tenant_id = material.tenant_id
+    transaction.on_commit(lambda: delivery_enqueue(tenant_id=tenant_id, delivery_pk=pk))
+    return True
+
+
+def delivery_enqueue(*, tenant_id: int, delivery_pk: int) -> None:
+    """Send the row to a worker. A broker outage is logged, not raised: the row is stored
+    and the sweeper enqueues it again."""
+    from integrations.tasks import process_delivery
+
+    try:
+        process_delivery.delay(tenant_id, delivery_pk)
+    except Exception:
+        logger.exception("could not enqueue delivery %s; the sweeper will", delivery_pk)
+
+
+# --- The inbox: process ---------------------------------------------------------------------
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Backoff after the `attempts`-th failure: 30 s, 1 min, 2 min, … capped at an hour."""
+    return timedelta(seconds=min(RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), RETRY_MAX_SECONDS))
+
+
+def _claim(tenant: Tenant, delivery_pk: int) -> WebhookDelivery | None:
+    # The row lock is the claim: a second worker skips it, and a crash releases it with
+    # the rolled-back work, leaving the row for the sweeper.
+    return (
+        WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("connection")
+        .filter(tenant=tenant, pk=delivery_pk, status__in=[Delivery.PENDING, Delivery.RETRYING])
+        .first()
+    )
+
+
+def _is_fanout_copy(delivery: WebhookDelivery) -> bool:
+    """Another copy of the same merchant action (same Shopify Event-Id and topic) is done."""
+    if not delivery.event_id:
+        return False
+    return (
+        WebhookDelivery.objects.filter(
+            tenant_id=delivery.tenant_id,
+            connection_id=delivery.connection_id,
+            received_at__gte=delivery.received_at - timedelta(days=1),
+            event_id=delivery.event_id,
+            topic=delivery.topic,
+            status=Delivery.DONE,
+        )
+        .exclude(pk=delivery.pk)
+        .exists()
+    )
+
+
+def _settle(delivery: WebhookDelivery, status: str, error: str = "", now: datetime | None = None) -> None:
+    now = now or timezone.now()
+    delivery.status = status
+    delivery.last_error = error[:2000]
+    if status == Delivery.RETRYING:
+        delivery.next_attempt_at = now + retry_delay(delivery.attempts)
+        delivery.processed_at = None
+    else:
+        delivery.next_attempt_at = None
+        delivery.processed_at = now
+
+
+def delivery_process(*, tenant: Tenant, delivery_pk: int) -> str | None:
+    """Process one inbox row; returns its new status, or None when there was nothing to do
+    (already processed, or another worker holds it). Safe to call any number of times."""
+    from integrations.normalize import normalize
+    from integrations.normalized import PayloadError
+
+    with transaction.atomic():
+        delivery = _claim(tenant, delivery_pk)
+        if delivery is None:
+            return None
+        delivery.attempts += 1
+        connection = delivery.connection
+        if not connection.is_active:
+            _settle(
+                delivery,
+                Delivery.IGNORED,
+                "The connection was disconnected before this delivery was processed.",
+            )
+        elif _is_fanout_copy(delivery):
+            _settle(
+                delivery,
+                Delivery.IGNORED,
+                f"A copy of event {delivery.event_id} was already processed.",
+            )
+        else:
+            _apply(delivery, normalize, PayloadError)
+        delivery.save(update_fields=["status", "attempts", "last_error", "next_attempt_at", "processed_at"])
+    _touch_connection(delivery)
+    return delivery.status
+
+
+def _apply(delivery: WebhookDelivery, normalize: Any, payload_error: type[Exception]) -> None:
+    """Normalise and apply one claimed delivery inside a savepoint; settle its status."""
+    connection = delivery.connection
+    try:
+        payload = json.loads(delivery.body)
+    except ValueError as exc:  # verified as JSON on arrival, so only data rot gets here
+        _settle(delivery, Delivery.DEAD, f"The stored body is not JSON: {exc}")
+        return
+    try:
+        with transaction.atomic():
+            records = normalize(connection.platform, delivery.topic, payload)
+            if records:
+                from integrations import upsert
+
+                upsert.apply(connection=connection, records=records, received_at=delivery.received_at)
+    except payload_error as exc:
+        _settle(delivery, Delivery.DEAD, str(exc) or "The payload lacks a required field.")
+    except Exception as exc:
+        # Anything else is taken as transient (a database hiccup, a deploy mid-flight, a
+        # bug fixed by the next release): retried with backoff, dead after MAX_ATTEMPTS.
+        logger.exception("delivery %s failed (attempt %s)", delivery.pk, delivery.attempts)
+        reason = f"{type(exc).__name__}: {exc}"
+        if delivery.attempts >= MAX_ATTEMPTS:
+            _settle(delivery, Delivery.DEAD, f"Gave up after {delivery.attempts} attempts. {reason}")
+        else:
+            _settle(delivery, Delivery.RETRYING, reason)
+    else:
+        _settle(delivery, Delivery.DONE if records else Delivery.IGNORED)
+
+
+def _touch_connection(delivery: WebhookDelivery) -> None:
+    # At most one write a minute per connection, outside the processing transaction so
+    # that busy workers never queue on the connection row.
+    Connection.objects.filter(tenant_id=delivery.tenant_id, pk=delivery.connection_id).filter(
+        Q(last_delivery_at__isnull=True) | Q(last_delivery_at__lt=delivery.received_at - TOUCH_INTERVAL)
+    ).update(last_delivery_at=delivery.received_at)
+
+
+@transaction.atomic
+def delivery_sweep(*, tenant: Tenant) -> list[int]:
+    """Ids of pending/retrying rows whose time has come (their message was lost, or their
+    backoff is over), leased for SWEEP_LEASE so the next sweep does not send them again."""
+    now = timezone.now()
+    due = list(
+        WebhookDelivery.objects.filter(
+            tenant=tenant,
+            status__in=[Delivery.PENDING, Delivery.RETRYING],
+            next_attempt_at__lte=now,
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    if due:
+        WebhookDelivery.objects.filter(
+            tenant=tenant, pk__in=due, status__in=[Delivery.PENDING, Delivery.RETRYING]
+        ).update(next_attempt_at=now + SWEEP_LEASE)
+        tenant_id = tenant.pk
+        for pk in due:
+            transaction.on_commit(partial(delivery_enqueue, tenant_id=tenant_id, delivery_pk=pk))
+    return due
+
+
+@transaction.atomic
+def delivery_replay(*, delivery: WebhookDelivery, actor: Actor) -> WebhookDelivery:
+    """Send a dead letter round again: back to pending with fresh attempts, enqueued after
+    commit. Anything but a dead letter of a live connection is refused."""
+    if not delivery.connection.is_active:
+        raise ValidationError("The connection is disconnected; its deliveries are history.")
+    now = timezone.now()
+    previous_error = delivery.last_error
+    replayed = WebhookDelivery.objects.filter(
+        tenant_id=delivery.tenant_id, pk=delivery.pk, status=Delivery.DEAD
+    ).update(
+        status=Delivery.PENDING,
+        attempts=0,
+        last_error="",
+        processed_at=None,
+        next_attempt_at=now + PENDING_GRACE,
+    )
+    if not replayed:
+        raise ValidationError("Only dead letters can be replayed; this delivery is not one (any more).")
+    delivery.refresh_from_db()
+    audit_record(
+        tenant=delivery.connection.tenant,
+        actor=actor,
+        action="delivery.replay",
+        target=delivery,
+        changes={
+            "connection": str(delivery.connection_id),
+            "topic": delivery.topic,
+            "last_error": previous_error[:200],
+        },
+    )
+    tenant_id, pk = delivery.tenant_id, delivery.pk
+    transaction.on_commit(lambda: delivery_enqueue(tenant_id=tenant_id, delivery_pk=pk))
+    return delivery
+
+
+# --- Store health (reader) ------------------------------------------------------------------
+
+
+class _Median(Aggregate):
+    """Postgres `percentile_cont(0.5) WITHIN GROUP (ORDER BY …)`."""
+
+    function = "percentile_cont"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = DurationField()
+
+
+@dataclass
+class ConnectionHealth:
+    last_hour: dict[str, int]
+    last_day: dict[str, int]
+    signature_failures: int
+    lag_median: timedelta | None
+    dead_total: int
+    dead_letters: list[WebhookDelivery]
+    last_received_at: datetime | None
+    last_reconciled_at: datetime | None
+    silent: bool
+
+    @property
+    def by_status(self) -> list[tuple[str, str, int, int]]:
+        """(status, label, last hour, last 24 hours) for every inbox status."""
+        return [(value, str(label), self.last_hour[value], self.last_day[value]) for value, label in Delivery.choices]
+
+
+def connection_health(*, connection: Connection) -> ConnectionHealth:
+    """The store health page's figures in a fixed handful of aggregate queries."""
+    now = timezone.now()
+    hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
+    inbox = WebhookDelivery.objects.filter(tenant_id=connection.tenant_id, connection=connection)
+    last_hour = dict.fromkeys(Delivery.values, 0)
+    last_day = dict.fromkeys(Delivery.values, 0)
+    for row in (
+        inbox.filter(received_at__gte=day_ago)
+        .values("status")
+        .annotate(day=Count("id"), hour=Count("id", filter=Q(received_at__gte=hour_ago)))
+        .order_by()
+    ):
+        last_day[row["status"]] = row["day"]
+        last_hour[row["status"]] = row["hour"]
+    processed = inbox.filter(received_at__gte=hour_ago, processed_at__isnull=False)
+    lag = ExpressionWrapper(F("processed_at") - F("received_at"), output_field=DurationField())
+    lag_median: timedelta | None
+    if db_connection.vendor == "postgresql":
+        lag_median = processed.aggregate(median=_Median(lag))["median"]
+    else:  # the embedded SQLite demo: a bounded sample, in Python
+        lags = list(processed.annotate(lag=lag).values_list("lag", flat=True)[:5000])
+        lag_median = statistics.median(lags) if lags else None
+    dead = inbox.filter(status=Delivery.DEAD)
+    dead_letters = list(
+        dead.only(
+            "id",
+            "tenant_id",
+            "connection_id",
+            "delivery_id",
+            "topic",
+            "received_at",
+            "attempts",
+            "last_error",
+        ).order_by("-received_at")[:DEAD_LETTERS_SHOWN]
+    )
+    dead_total = len(dead_letters) if len(dead_letters) < DEAD_LETTERS_SHOWN else dead.count()
+    last_received_at = inbox.order_by("-received_at").values_list("received_at", flat=True).first()
+    since = last_received_at or connection.created_at
+    return ConnectionHealth(
+        last_hour=last_hour,
+        last_day=last_day,
+        signature_failures=signature_failures(str(connection.pk)),
+        lag_median=lag_median,
+        dead_total=dead_total,
+        dead_letters=dead_letters,
+        last_received_at=last_received_at,
+        last_reconciled_at=connection.last_reconciled_at,
+        silent=connection.is_active and since < now - SILENCE_WARNING,
+    )

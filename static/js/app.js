@@ -1,0 +1,62 @@
+// Storedesk UI behaviour: flash messages, the shortcuts dialog and global key bindings.
+// Page scripts register more keys with Storedesk.keys.add(key, description, handler).
+(function () {
+  "use strict";
+  const bindings = new Map();
+  let pendingG = false;
+
+  function typing(el) {
+    return el && (el.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName));
+  }
+
+  function nav(key) {
+    const link = document.querySelector(`[data-nav="${key}"]`);
+    if (link) window.location.href = link.href;
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.metaKey || event.ctrlKey || event.altKey) return;
+    const dialog = document.getElementById("shortcuts");
+    if (event.key === "Escape") {
+      if (typing(document.activeElement)) document.activeElement.blur();
+      return;
+    }
+    if (typing(event.target)) return;
+    if (pendingG) {
+      pendingG = false;
+      if (event.key === "q") return nav("queue");
+      if (event.key === "s") return nav("settings");
+      if (event.key === "t") return nav("tickets");
+      if (event.key === "c") return nav("customers");
+    }
+    if (event.key === "g") { pendingG = true; setTimeout(() => (pendingG = false), 1200); return; }
+    if (event.key === "?") { event.preventDefault(); dialog && dialog.showModal(); return; }
+    const binding = bindings.get(event.key);
+    // Enter on a focused link or button keeps its native meaning.
+    if (binding && !(event.key === "Enter" && event.target.closest("a, button, summary"))) { event.preventDefault(); binding.handler(event); }
+  });
+
+  document.addEventListener("click", (event) => {
+    const target = event.target;
+    if (target.matches("[data-dismiss]")) target.closest(".flash").remove();
+    if (target.matches("[data-shortcuts-open]")) document.getElementById("shortcuts").showModal();
+    if (target.matches("dialog [data-close]")) target.closest("dialog").close();
+    if (target.matches("[data-copy]")) {
+      const text = document.querySelector(target.dataset.copy).textContent.trim();
+      navigator.clipboard && navigator.clipboard.writeText(text).then(() => { target.textContent = "Copied"; });
+    }
+  });
+
+  // Success flashes leave by themselves; errors stay until dismissed.
+  function ageFlashes(root) {
+    root.querySelectorAll(".flash.success, .flash.info").forEach((el) => setTimeout(() => el.remove(), 5000));
+  }
+  document.addEventListener("DOMContentLoaded", () => ageFlashes(document));
+  document.addEventListener("htmx:afterSwap", (e) => ageFlashes(e.target));
+
+  window.Storedesk = {
+    keys: {
+      add(key, description, handler) { bindings.set(key, { description, handler }); },
+    },
+  };
+})();

@@ -1,0 +1,43 @@
+"""Two requests creating the same new customer at once get one row and no error."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from tickets import services
+from tickets.models import Customer
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creates_of_the_same_new_customer_share_one_row(cast):
+    barrier = threading.Barrier(4)
+    ids: list[int] = []
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        try:
+            barrier.wait(timeout=10)
+            ids.append(services.customer_get_or_create(tenant=cast.tenant, email="Race@Example.org", name="Rae").pk)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors
+    assert len(set(ids)) == 1
+    assert Customer.objects.filter(tenant=cast.tenant, email="race@example.org").count() == 1
+
+
+def test_the_same_email_in_another_tenant_is_another_customer(cast):
+    a = services.customer_get_or_create(tenant=cast.tenant, email="dana@example.org")
+    b = services.customer_get_or_create(tenant=cast.other_tenant, email="dana@example.org")
+    assert a.pk != b.pk
+    assert services.customer_get_or_create(tenant=cast.tenant, email="DANA@example.org").pk == a.pk

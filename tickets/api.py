@@ -1,0 +1,241 @@
+"""REST resources: tickets (+ messages), customers, ticket types, SLA policies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.db.models import Prefetch
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from helpdesk.api.base import TenantRequest, TenantScopedViewSet
+from helpdesk.api.pagination import CursorPagination
+from helpdesk.models import Membership, Role
+from tickets import selectors, services
+from tickets import serializers as s
+from tickets.models import Customer, Message, SlaClock, SlaPolicy, Tag, Ticket, TicketType
+
+LIST_FILTERS = [
+    OpenApiParameter("status", str, description="new, open, pending, on_hold, solved, closed"),
+    OpenApiParameter("priority", str),
+    OpenApiParameter("ticket_type", str, description="type slug"),
+    OpenApiParameter("assignee", str, description="user id, `me`, or `none`"),
+    OpenApiParameter("customer", int),
+    OpenApiParameter("updated_since", OpenApiTypes.DATETIME),
+]
+
+
+class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    """Tickets. Create with a customer and a first message; the answer carries its SLA clocks."""
+
+    queryset = Ticket.objects.all()
+    serializer_class = s.TicketSerializer
+
+    def safely_get_queryset(self, queryset):
+        queryset = queryset.select_related("customer", "assignee", "ticket_type").prefetch_related(
+            Prefetch("clocks", queryset=SlaClock.objects.all()),
+            Prefetch("tags", queryset=Tag.objects.all()),
+        )
+        if self.action != "list":
+            return queryset
+        params = self.request.query_params
+        errors = {}
+        if params.get("status"):
+            queryset = queryset.filter(status=params["status"])
+        if params.get("priority"):
+            queryset = queryset.filter(priority=params["priority"])
+        if params.get("ticket_type"):
+            queryset = queryset.filter(ticket_type__slug=params["ticket_type"])
+        if params.get("customer"):
+            if params["customer"].isdigit():
+                queryset = queryset.filter(customer_id=int(params["customer"]))
+            else:
+                errors["customer"] = ["A customer id."]
+        assignee = params.get("assignee")
+        if assignee == "none":
+            queryset = queryset.filter(assignee__isnull=True)
+        elif assignee == "me":
+            # An API token is nobody: "me" must not fall through to `assignee=None` (unassigned).
+            queryset = queryset.filter(assignee=self.request.user) if self.request.membership else queryset.none()
+        elif assignee:
+            if assignee.isdigit():
+                queryset = queryset.filter(assignee_id=int(assignee))
+            else:
+                errors["assignee"] = ["A user id, `me` or `none`."]
+        if params.get("updated_since"):
+            try:
+                since = datetime.fromisoformat(params["updated_since"].replace("Z", "+00:00"))
+                if since.tzinfo is None:
+                    raise ValueError
+            except ValueError:
+                errors["updated_since"] = ["An ISO 8601 time with an offset, e.g. 2026-03-02T14:05:00Z."]
+            else:
+                queryset = queryset.filter(updated_at__gte=since)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return queryset
+
+    @extend_schema(parameters=LIST_FILTERS)
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=s.TicketCreateSerializer, responses={201: s.TicketSerializer})
+    def create(self, request: TenantRequest) -> Response:
+        payload = s.TicketCreateSerializer(data=request.data, context={"tenant": request.tenant})
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        customer = services.customer_get_or_create(tenant=request.tenant, **data["customer"])
+        ticket = services.ticket_create(
+            tenant=request.tenant,
+            subject=data["subject"],
+            body=data["body"],
+            body_html=data.get("body_html", ""),
+            customer=customer,
+            actor=self.actor,
+            channel=data["channel"],
+            priority=data["priority"],
+            ticket_type=data.get("ticket_type"),
+            tags=data.get("tags", []),
+            order_number=data.get("order_number", ""),
+        )
+        return Response(s.TicketSerializer(ticket).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.TicketUpdateSerializer, responses=s.TicketSerializer)
+    def partial_update(self, request: TenantRequest, pk: str) -> Response:
+        ticket = self.get_object()
+        payload = s.TicketUpdateSerializer(data=request.data, context={"tenant": request.tenant})
+        payload.is_valid(raise_exception=True)
+        # One PATCH may call several services; a later one failing (e.g. the status
+        # transition) must undo the earlier ones, so a 400 leaves the ticket as it was.
+        with transaction.atomic():
+            self._apply_update(ticket, payload.validated_data)
+        return Response(s.TicketSerializer(self.get_queryset().get(pk=ticket.pk)).data)
+
+    def _apply_update(self, ticket: Ticket, data: dict) -> None:
+        request = self.request
+        actor = self.actor
+        if "assignee" in data:
+            assignee = None
+            if data["assignee"] is not None:
+                membership = (
+                    Membership.objects.select_related("user")
+                    .filter(tenant=request.tenant, user_id=data["assignee"])
+                    .first()
+                )
+                if membership is None:
+                    raise serializers.ValidationError({"assignee": ["No such member of this workspace."]})
+                assignee = membership.user
+            services.ticket_assign(ticket=ticket, assignee=assignee, actor=actor)
+        if any(k in data for k in ("priority", "ticket_type", "tags", "subject")):
+            services.ticket_update(
+                ticket=ticket,
+                actor=actor,
+                priority=data.get("priority"),
+                ticket_type=data.get("ticket_type", "unchanged"),
+                tags=data.get("tags"),
+                subject=data.get("subject"),
+            )
+        if "status" in data:
+            services.ticket_set_status(ticket=ticket, status=data["status"], actor=actor)
+
+    @extend_schema(methods=["GET"], responses=s.MessageSerializer(many=True))
+    @extend_schema(methods=["POST"], request=s.MessageCreateSerializer, responses={201: s.MessageSerializer})
+    @action(detail=True, methods=["get", "post"])
+    def messages(self, request: TenantRequest, pk: str) -> Response:
+        ticket = self.get_object()
+        if request.method == "GET":
+            qs = (
+                Message.objects.filter(tenant=request.tenant, ticket=ticket)
+                .select_related("author_user")
+                .order_by("id")
+            )
+            page = self.paginate_queryset(qs.order_by("-id"))
+            return self.get_paginated_response(s.MessageSerializer(page, many=True).data)
+        payload = s.MessageCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        try:
+            if data["author"] == "customer":
+                message = services.ticket_customer_message(
+                    ticket=ticket, body=data["body"], body_html=data.get("body_html", "")
+                )
+            elif data["kind"] == Message.Kind.NOTE:
+                message = services.ticket_add_note(ticket=ticket, actor=self.actor, body=data["body"])
+            else:
+                message = services.ticket_reply(
+                    ticket=ticket,
+                    actor=self.actor,
+                    body=data["body"],
+                    body_html=data.get("body_html", ""),
+                    status=data.get("status"),
+                )
+        except DjangoValidationError as exc:
+            closed = getattr(exc, "error_dict", {}).get("status")
+            if closed and "status" not in data:
+                # "This ticket is closed…" is about the ticket, not a field the client sent:
+                # say it as the error's message (and keep it under fields.status).
+                text = [m for e in closed for m in e.messages]
+                raise serializers.ValidationError({"non_field_errors": text, "status": text}) from exc
+            raise
+        return Response(s.MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, TenantScopedViewSet):
+    queryset = Customer.objects.all()
+    serializer_class = s.CustomerSerializer
+
+    def safely_get_queryset(self, queryset):
+        params = self.request.query_params
+        if params.get("email"):
+            queryset = queryset.filter(email=params["email"].strip().lower())
+        if params.get("q"):
+            queryset = selectors.customers_search(tenant=self.request.tenant, query=params["q"])
+        return queryset
+
+    @extend_schema(parameters=[OpenApiParameter("email", str), OpenApiParameter("q", str)])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=s.CustomerInputSerializer, responses={201: s.CustomerSerializer})
+    def create(self, request: TenantRequest, *args, **kwargs) -> Response:  # type: ignore[override]
+        payload = s.CustomerInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        customer = services.customer_get_or_create(tenant=request.tenant, **payload.validated_data)
+        return Response(s.CustomerSerializer(customer).data, status=status.HTTP_201_CREATED)
+
+
+class PositionCursorPagination(CursorPagination):
+    """Types and policies are listed in their configured order (policies match first-to-last)."""
+
+    ordering = ("position", "id")  # type: ignore[assignment]  # DRF takes a tuple; the stubs say str
+
+
+class TicketTypeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    queryset = TicketType.objects.all()
+    serializer_class = s.TicketTypeSerializer
+    pagination_class = PositionCursorPagination
+
+    def safely_get_queryset(self, queryset):
+        return queryset.order_by("position", "id")
+
+
+class SlaPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    queryset = SlaPolicy.objects.all()
+    serializer_class = s.SlaPolicySerializer
+    required_role = Role.AGENT
+    pagination_class = PositionCursorPagination
+
+    def safely_get_queryset(self, queryset):
+        return queryset.select_related("schedule").prefetch_related("targets").order_by("position", "id")
+
+
+def register(router) -> None:
+    router.register("tickets", TicketViewSet, basename="ticket")
+    router.register("customers", CustomerViewSet, basename="customer")
+    router.register("ticket-types", TicketTypeViewSet, basename="tickettype")
+    router.register("sla-policies", SlaPolicyViewSet, basename="slapolicy")

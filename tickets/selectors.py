@@ -1,0 +1,297 @@
+"""Readers shared by pages and the API. They own select_related/prefetch_related so
+query counts stay flat whatever the page size."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.cache import cache
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from helpdesk.models import Membership, Tenant, User
+from tickets.models import (
+    NO_DUE,
+    OPEN_STATUSES,
+    Customer,
+    Message,
+    SlaClock,
+    Status,
+    Tag,
+    Ticket,
+    TicketEvent,
+    TicketType,
+)
+
+BREACHING_SOON = timedelta(hours=1)
+COUNTS_CACHE_SECONDS = 15
+
+
+@dataclass(frozen=True)
+class QueueView:
+    key: str
+    label: str
+
+
+STATIC_VIEWS = [
+    QueueView("mine", "My open"),
+    QueueView("unassigned", "Unassigned"),
+    QueueView("all", "All open"),
+    QueueView("breaching", "Breaching soon"),
+    QueueView("pending", "Waiting on customer"),
+]
+VIEW_KEYS = {v.key for v in STATIC_VIEWS}
+
+
+def _view_filter(view: str, agent: User | None, at: datetime) -> tuple[Q, tuple[str, str]]:
+    """Filter and keyset order for a queue view."""
+    open_q = Q(status__in=OPEN_STATUSES)
+    if view == "mine":
+        return open_q & Q(assignee=agent), ("sla_due_at", "id")
+    if view == "unassigned":
+        return open_q & Q(assignee__isnull=True), ("sla_due_at", "id")
+    if view == "breaching":
+        return open_q & Q(sla_due_at__lte=at + BREACHING_SOON), ("sla_due_at", "id")
+    if view == "pending":
+        return Q(status=Status.PENDING), ("last_activity_at", "id")
+    if view.startswith("type:"):
+        return open_q & Q(ticket_type__slug=view[5:]), ("sla_due_at", "id")
+    return open_q, ("sla_due_at", "id")
+
+
+def encode_cursor(value: datetime, pk: int) -> str:
+    return base64.urlsafe_b64encode(f"{value.isoformat()}|{pk}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(raw: str) -> tuple[datetime, int] | None:
+    """(sort value, id) from a cursor; None when it is malformed (treated as page one)."""
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        value, pk = text.split("|")
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            return None
+        return parsed, int(pk)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+
+
+@dataclass
+class QueuePage:
+    tickets: list[Ticket]
+    next_cursor: str | None
+
+
+def ticket_queue(
+    *,
+    tenant: Tenant,
+    view: str,
+    agent: User | None,
+    after: str | None = None,
+    limit: int = 50,
+    at: datetime | None = None,
+) -> QueuePage:
+    """One page of a queue view, ordered by next SLA due time (breached first), keyset-paged."""
+    at = at or timezone.now()
+    condition, (sort_field, _) = _view_filter(view, agent, at)
+    qs = (
+        Ticket.objects.filter(condition, tenant=tenant)
+        .select_related("customer", "assignee", "ticket_type")
+        .only(
+            "id",
+            "number",
+            "subject",
+            "status",
+            "priority",
+            "channel",
+            "sla_due_at",
+            "snippet",
+            "message_count",
+            "last_activity_at",
+            "created_at",
+            "tenant_id",
+            "customer__id",
+            "customer__name",
+            "customer__email",
+            "customer__phone",
+            "customer__tier",
+            "assignee__id",
+            "assignee__name",
+            "assignee__email",
+            "ticket_type__id",
+            "ticket_type__name",
+            "ticket_type__slug",
+        )
+    )
+    cursor = decode_cursor(after) if after else None
+    if cursor:
+        value, pk = cursor
+        qs = qs.filter(Q(**{f"{sort_field}__gt": value}) | Q(**{sort_field: value, "id__gt": pk}))
+    rows = list(qs.order_by(sort_field, "id")[: limit + 1])
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor(getattr(last, sort_field), last.pk)
+    return QueuePage(tickets=rows, next_cursor=next_cursor)
+
+
+def queue_counts(*, tenant: Tenant, agent: User, at: datetime | None = None) -> dict[str, int]:
+    """Counts per view, from one aggregate over the tenant's unsolved tickets (cached 15 s)."""
+    key = f"queue-counts:{tenant.pk}:{agent.pk}"
+    found = cache.get(key)
+    if found is not None:
+        return found
+    at = at or timezone.now()
+    open_q = Q(status__in=OPEN_STATUSES)
+    counts = Ticket.objects.filter(tenant=tenant, status__in=[*OPEN_STATUSES, Status.PENDING]).aggregate(
+        mine=Count("id", filter=open_q & Q(assignee=agent)),
+        unassigned=Count("id", filter=open_q & Q(assignee__isnull=True)),
+        all=Count("id", filter=open_q),
+        breaching=Count("id", filter=open_q & Q(sla_due_at__lte=at + BREACHING_SOON)),
+        pending=Count("id", filter=Q(status=Status.PENDING)),
+    )
+    per_type = (
+        Ticket.objects.filter(tenant=tenant, status__in=OPEN_STATUSES, ticket_type__isnull=False)
+        .values_list("ticket_type_id")
+        .annotate(n=Count("id"))
+    )
+    counts.update({f"type:{type_id}": n for type_id, n in per_type})
+    cache.set(key, counts, COUNTS_CACHE_SECONDS)
+    return counts
+
+
+def invalidate_queue_counts(tenant_id: int) -> None:
+    """Drop every member's cached counts, so a bulk change shows at once (not 15 s later).
+
+    Django's own Redis cache has no delete-by-pattern, so the keys are named one per member.
+    """
+    user_ids = Membership.objects.filter(tenant_id=tenant_id).values_list("user_id", flat=True)
+    cache.delete_many([f"queue-counts:{tenant_id}:{user_id}" for user_id in user_ids])
+
+
+def ticket_types(tenant: Tenant, active_only: bool = True) -> QuerySet[TicketType]:
+    qs = TicketType.objects.filter(tenant=tenant)
+    return qs.filter(is_active=True) if active_only else qs
+
+
+TYPE_CACHE_SECONDS = 60
+
+
+def _type_cache_key(tenant_id: int) -> str:
+    return f"ticket-types:{tenant_id}"
+
+
+def ticket_types_changed(tenant_id: int) -> None:
+    """Call after creating, renaming or (de)activating a ticket type."""
+    cache.delete(_type_cache_key(tenant_id))
+
+
+def ticket_type_lookup(tenant_id: int, value: str) -> TicketType | None:
+    """A tenant's ticket type by slug or id, from a short-lived cache (hot on ticket create)."""
+    key = _type_cache_key(tenant_id)
+    rows = cache.get(key)
+    if rows is None:
+        rows = list(
+            TicketType.objects.filter(tenant_id=tenant_id).values("id", "tenant_id", "name", "slug", "is_active")
+        )
+        cache.set(key, rows, TYPE_CACHE_SECONDS)
+    for row in rows:
+        # Inactive types stay on old tickets but can't be given to new ones.
+        if row["is_active"] and (row["slug"] == value or (value.isdigit() and row["id"] == int(value))):
+            return TicketType(**row)
+    return None
+
+
+def agents(tenant: Tenant) -> list[User]:
+    """Members who can be assigned tickets, by name."""
+    return [
+        m.user
+        for m in Membership.objects.filter(tenant=tenant).select_related("user").order_by("user__name", "user__email")
+    ]
+
+
+def ticket_for_page(*, tenant: Tenant, number: int) -> Ticket:
+    """The ticket with everything its page shows; raises Ticket.DoesNotExist."""
+    return (
+        Ticket.objects.select_related("customer", "assignee", "ticket_type", "team", "sla_policy", "followup_of")
+        .prefetch_related(
+            Prefetch("tags", queryset=Tag.objects.order_by("name")),
+        )
+        .get(tenant=tenant, number=number)
+    )
+
+
+def ticket_thread(ticket: Ticket) -> list[Message]:
+    return list(
+        Message.objects.filter(tenant_id=ticket.tenant_id, ticket=ticket)
+        .select_related("author_user")
+        .order_by("created_at", "id")
+    )
+
+
+def ticket_timeline(ticket: Ticket, limit: int = 200) -> list[TicketEvent]:
+    return list(
+        TicketEvent.objects.filter(tenant_id=ticket.tenant_id, ticket=ticket).order_by("-created_at", "-id")[:limit]
+    )
+
+
+def ticket_clocks(ticket: Ticket) -> list[SlaClock]:
+    order = {"first_response": 0, "next_response": 1, "resolution": 2}
+    return sorted(SlaClock.objects.filter(tenant_id=ticket.tenant_id, ticket=ticket), key=lambda c: order[c.metric])
+
+
+def customer_recent_tickets(ticket: Ticket, limit: int = 5) -> list[Ticket]:
+    return list(
+        Ticket.objects.filter(tenant_id=ticket.tenant_id, customer_id=ticket.customer_id)
+        .exclude(pk=ticket.pk)
+        .only("id", "number", "subject", "status", "created_at", "tenant_id")
+        .order_by("-created_at")[:limit]
+    )
+
+
+def messages_since(ticket: Ticket, last_seen_id: int, exclude_user: User | None) -> list[Message]:
+    """Customer messages and other agents' replies newer than what the agent saw (collision guard)."""
+    qs = (
+        Message.objects.filter(tenant_id=ticket.tenant_id, ticket=ticket, id__gt=last_seen_id, kind=Message.Kind.REPLY)
+        .select_related("author_user")
+        .order_by("id")
+    )
+    if exclude_user is not None:
+        qs = qs.exclude(author_user=exclude_user)
+    return list(qs)
+
+
+def sla_level(ticket: Ticket, at: datetime | None = None) -> str:
+    """ok / warning / breached / none for a queue row's badge."""
+    if ticket.sla_due_at >= NO_DUE:
+        return "none"
+    at = at or timezone.now()
+    if ticket.sla_due_at <= at:
+        return "breached"
+    if ticket.sla_due_at - at <= BREACHING_SOON:
+        return "warning"
+    return "ok"
+
+
+def customers_search(*, tenant: Tenant, query: str = "") -> QuerySet[Customer]:
+    qs = Customer.objects.filter(tenant=tenant)
+    if query:
+        qs = qs.filter(Q(email__icontains=query) | Q(name__icontains=query) | Q(phone__icontains=query))
+    return qs.order_by("-created_at", "-id")
+
+
+def tickets_search(*, tenant: Tenant, query: str = "", status: str = "") -> QuerySet[Ticket]:
+    qs = Ticket.objects.filter(tenant=tenant).select_related("customer", "assignee", "ticket_type")
+    if status:
+        qs = qs.filter(status=status)
+    if query:
+        q = query.lstrip("#")
+        if q.isdigit():
+            qs = qs.filter(number=int(q))
+        else:
+            qs = qs.filter(Q(subject__icontains=query) | Q(customer__email__icontains=query))
+    return qs.order_by("-id")

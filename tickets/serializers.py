@@ -1,0 +1,249 @@
+from __future__ import annotations
+
+from datetime import UTC
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from tickets.models import (
+    Channel,
+    Customer,
+    Message,
+    Priority,
+    SlaMetric,
+    SlaPolicy,
+    SlaTarget,
+    Status,
+    Ticket,
+    TicketType,
+    Tier,
+)
+
+
+class CustomerSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Customer
+        fields = ["id", "email", "name", "phone", "language", "tier", "external_ids", "created_at"]
+        read_only_fields = ["id", "created_at", "external_ids"]
+
+
+class CustomerInputSerializer(serializers.Serializer):
+    email = serializers.EmailField(required=False, allow_blank=True)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=150)
+    phone = serializers.CharField(required=False, allow_blank=True, max_length=32)
+
+    def validate(self, attrs):
+        if not attrs.get("email") and not attrs.get("phone"):
+            raise serializers.ValidationError({"email": "Give the customer's email (or a phone number)."})
+        return attrs
+
+
+class PersonSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    email = serializers.EmailField()
+    name = serializers.CharField()
+
+
+class ClockSerializer(serializers.Serializer):
+    due_at = serializers.DateTimeField(allow_null=True)
+    status = serializers.CharField(allow_null=True)
+
+
+class SlaSerializer(serializers.Serializer):
+    first_response = ClockSerializer()
+    next_response = ClockSerializer()
+    resolution = ClockSerializer()
+
+
+def sla_data(ticket: Ticket) -> dict:
+    """The contract's `sla` object: every clock key, each with due_at and status."""
+    created = getattr(ticket, "created_clocks", None)
+    found = {c.metric: c for c in (created if created is not None else ticket.clocks.all())}
+    data = {}
+    for metric in SlaMetric.values:
+        clock = found.get(metric)
+        data[metric] = {"due_at": clock.due_at if clock else None, "status": clock.status if clock else "not_started"}
+    return data
+
+
+class TicketSerializer(serializers.ModelSerializer):
+    ticket_type: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    customer = CustomerSerializer(read_only=True)
+    assignee = serializers.SerializerMethodField()
+    tags = serializers.SerializerMethodField()
+    sla = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Ticket
+        fields = [
+            "id",
+            "number",
+            "subject",
+            "status",
+            "priority",
+            "channel",
+            "ticket_type",
+            "customer",
+            "assignee",
+            "tags",
+            "sla",
+            "order_number",
+            "message_count",
+            "created_at",
+            "updated_at",
+            "last_activity_at",
+            "first_response_at",
+            "solved_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(PersonSerializer(allow_null=True))
+    def get_assignee(self, obj: Ticket) -> dict | None:
+        user = obj.assignee
+        return {"id": user.pk, "email": user.email, "name": user.name} if user else None
+
+    def get_tags(self, obj: Ticket) -> list[str]:
+        names = getattr(obj, "tag_names", None)
+        return sorted(names if names is not None else (t.name for t in obj.tags.all()))
+
+    @extend_schema_field(SlaSerializer)
+    def get_sla(self, obj: Ticket) -> dict:
+        return sla_data(obj)
+
+    def to_representation(self, obj: Ticket) -> dict:
+        """The same fields as declared above, built directly: the list endpoint serialises
+        up to 100 tickets per request and DRF's per-field machinery was most of its time."""
+        customer = obj.customer
+        ticket_type = obj.ticket_type
+        return {
+            "id": obj.pk,
+            "number": obj.number,
+            "subject": obj.subject,
+            "status": obj.status,
+            "priority": obj.priority,
+            "channel": obj.channel,
+            "ticket_type": ticket_type.slug if ticket_type else None,
+            "customer": {
+                "id": customer.pk,
+                "email": customer.email,
+                "name": customer.name,
+                "phone": customer.phone,
+                "language": customer.language,
+                "tier": customer.tier,
+                "external_ids": customer.external_ids,
+                "created_at": _dt(customer.created_at),
+            },
+            "assignee": self.get_assignee(obj),
+            "tags": self.get_tags(obj),
+            "sla": {metric: {"due_at": _dt(v["due_at"]), "status": v["status"]} for metric, v in sla_data(obj).items()},
+            "order_number": obj.order_number,
+            "message_count": obj.message_count,
+            "created_at": _dt(obj.created_at),
+            "updated_at": _dt(obj.updated_at),
+            "last_activity_at": _dt(obj.last_activity_at),
+            "first_response_at": _dt(obj.first_response_at),
+            "solved_at": _dt(obj.solved_at),
+        }
+
+
+def _dt(value) -> str | None:
+    """DRF's datetime rendering (ISO 8601, UTC as Z) without a field instance per value."""
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+class TicketCreateSerializer(serializers.Serializer):
+    subject = serializers.CharField(max_length=250)
+    body = serializers.CharField(max_length=100_000)
+    body_html = serializers.CharField(required=False, allow_blank=True, max_length=500_000)
+    customer = CustomerInputSerializer()
+    channel = serializers.ChoiceField(choices=Channel.choices, required=False, default=Channel.API)
+    ticket_type = serializers.CharField(required=False, allow_null=True, help_text="Ticket type slug (or id)")
+    priority = serializers.ChoiceField(choices=Priority.choices, required=False, default=Priority.NORMAL)
+    order_number = serializers.CharField(required=False, allow_blank=True, max_length=40)
+    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=20)
+
+    def validate_ticket_type(self, value):
+        return resolve_ticket_type(self.context["tenant"], value)
+
+    def validate_tags(self, value):
+        # Checked before the view stores the customer, so a bad tag creates nothing at all.
+        from tickets.services import normalise_tags
+
+        try:
+            return normalise_tags(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+
+
+def resolve_ticket_type(tenant, value) -> TicketType | None:
+    if value in (None, ""):
+        return None
+    from tickets.selectors import ticket_type_lookup
+
+    found = ticket_type_lookup(tenant.pk, str(value))
+    if found is None:
+        raise serializers.ValidationError(f"No ticket type “{value}” in this workspace.")
+    return found
+
+
+class TicketUpdateSerializer(serializers.Serializer):
+    subject = serializers.CharField(required=False, max_length=250)
+    status = serializers.ChoiceField(choices=Status.choices, required=False)
+    priority = serializers.ChoiceField(choices=Priority.choices, required=False)
+    ticket_type = serializers.CharField(required=False, allow_null=True)
+    assignee = serializers.IntegerField(required=False, allow_null=True, help_text="User id, or null to unassign")
+    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=20)
+
+    def validate_ticket_type(self, value):
+        return resolve_ticket_type(self.context["tenant"], value)
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    author = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Message
+        fields = ["id", "kind", "author_type", "author", "channel", "body_text", "body_html", "created_at"]
+        read_only_fields = fields
+
+    @extend_schema_field(PersonSerializer(allow_null=True))
+    def get_author(self, obj: Message) -> dict | None:
+        user = obj.author_user
+        return {"id": user.pk, "email": user.email, "name": user.name} if user else None
+
+
+class MessageCreateSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Message.Kind.choices, default=Message.Kind.REPLY)
+    author = serializers.ChoiceField(choices=[("agent", "Agent"), ("customer", "Customer")], default="agent")
+    body = serializers.CharField(max_length=100_000)
+    body_html = serializers.CharField(required=False, allow_blank=True, max_length=500_000)
+    status = serializers.ChoiceField(choices=Status.choices, required=False, help_text="Status to set after a reply")
+
+
+class TicketTypeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TicketType
+        fields = ["id", "name", "slug", "description", "position", "is_active"]
+
+
+class SlaTargetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SlaTarget
+        fields = ["metric", "priority", "minutes", "business_hours", "warn_before_minutes"]
+
+
+class SlaPolicySerializer(serializers.ModelSerializer):
+    targets = SlaTargetSerializer(many=True, read_only=True)
+    schedule: serializers.StringRelatedField = serializers.StringRelatedField()
+
+    class Meta:
+        model = SlaPolicy
+        fields = ["id", "name", "position", "is_active", "conditions", "schedule", "pause_on_hold", "targets"]
+        read_only_fields = fields
+
+
+__all__ = ["DjangoValidationError", "Tier"]

@@ -1,0 +1,137 @@
+"""Small HTML pieces rendered in Python: used once per row on hot pages, where an
+{% include %} per row costs more than the rest of the page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django import template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.timesince import timesince, timeuntil
+
+from tickets.models import NO_DUE
+
+register = template.Library()
+
+
+@register.simple_tag
+def sla_badge(due: datetime | None, level: str, now: datetime) -> SafeString:
+    """The SLA countdown badge; queue.js keeps its text and colour current."""
+    if not due or level == "none" or due >= NO_DUE:
+        return format_html('<span class="badge sla-none" title="No SLA clock running">—</span>')
+    css = {"breached": "danger", "warning": "warn"}.get(level, "ok")
+    text = f"{timesince(due, now, depth=2)} late" if level == "breached" else f"in {timeuntil(due, now, depth=2)}"
+    return format_html(
+        '<span class="badge sla {}" data-due="{}" title="Due {}">{}</span>',
+        css,
+        due.isoformat(),
+        due.strftime("%a %d %b, %H:%M"),
+        text,
+    )
+
+
+@register.simple_tag
+def priority_label(priority: str, label: str) -> SafeString:
+    return format_html('<span class="prio prio-{}" title="{} priority">{}</span>', priority, label, label)
+
+
+@register.simple_tag
+def status_label(status: str, label: str) -> SafeString:
+    return format_html('<span class="status status-{}">{}</span>', status, label)
+
+
+def _metric(data: dict) -> str:
+    return str(data.get("metric", "")).replace("_", " ").capitalize()
+
+
+@register.simple_tag
+def event_line(event) -> SafeString:
+    """One human sentence for a timeline event (kinds written by tickets.services)."""
+    d, who, kind = event.data or {}, event.actor_label or "System", event.kind
+    if kind == "created":
+        return format_html("<strong>{}</strong> opened the ticket via {}", who, d.get("channel", ""))
+    if kind in ("status", "priority"):
+        return format_html(
+            "<strong>{}</strong> changed {} {} → <strong>{}</strong>", who, kind, d.get("old"), d.get("new")
+        )
+    if kind == "type":
+        return format_html("<strong>{}</strong> set type to <strong>{}</strong>", who, d.get("new") or "none")
+    if kind == "assigned":
+        if d.get("to"):
+            return format_html("<strong>{}</strong> assigned it to <strong>{}</strong>", who, d["to"])
+        return format_html("<strong>{}</strong> unassigned it", who)
+    if kind == "team":
+        return format_html("<strong>{}</strong> moved it to team <strong>{}</strong>", who, d.get("to"))
+    if kind == "tags":
+        parts = []
+        if d.get("added"):
+            parts.append("added " + ", ".join(d["added"]))
+        if d.get("removed"):
+            parts.append("removed " + ", ".join(d["removed"]))
+        return format_html("<strong>{}</strong> {}", who, "; ".join(parts) or "changed tags")
+    simple = {
+        "subject": ("<strong>{}</strong> renamed it", who),
+        "reply": ("<strong>{}</strong> replied", who),
+        "note": ("<strong>{}</strong> added a note", who),
+        "customer_message": ("Customer wrote again{}", ""),
+        "sla_paused": ("Resolution clock paused ({})", d.get("reason", "")),
+        "sla_resumed": ("Resolution clock resumed{}", ""),
+        "sla_reactivated": ("Resolution clock running again (reopened){}", ""),
+        "sla_started": ("Next-response clock started{}", ""),
+    }
+    if kind in simple:
+        fmt, arg = simple[kind]
+        return format_html(fmt, arg)
+    if kind == "sla_policy":
+        return format_html(
+            "SLA policy <strong>{}</strong> applies — {}", d.get("policy") or "none", d.get("reason", "")
+        )
+    if kind == "sla_fulfilled":
+        return format_html("{} SLA met{}", _metric(d), " (late)" if d.get("breached") else "")
+    if kind == "sla_breached":
+        return format_html('<span class="danger-text">{} SLA breached</span>', _metric(d))
+    if kind == "sla_warning":
+        return format_html('<span class="warn-text">{} SLA due soon</span>', _metric(d))
+    if kind.startswith("order_"):
+        return _order_event_line(kind, d, who)
+    return format_html("{}", kind.replace("_", " "))
+
+
+_LINK_HOW = {
+    "order_number": "the order number given",
+    "subject": "number in the subject",
+    "message": "number in the message",
+}
+
+
+def _quoted(note: str) -> SafeString:
+    return format_html(": “{}”", note) if note else mark_safe("")
+
+
+def _order_event_line(kind: str, d: dict, who: str) -> SafeString:
+    """Timeline lines for order links and order actions (written by integrations)."""
+    summary, order = d.get("summary", ""), d.get("order", "")
+    if kind == "order_linked":
+        if d.get("how") == "agent":
+            was = format_html(" (was {})", d["previous"]) if d.get("previous") else ""
+            return format_html("<strong>{}</strong> linked order <strong>{}</strong>{}", who, order, was)
+        how = _LINK_HOW.get(d.get("how", ""), "the customer’s latest order")
+        return format_html("Linked to order <strong>{}</strong> ({})", order, how)
+    if kind == "order_action_requested":
+        extra = mark_safe("")
+        if d.get("status") == "awaiting_approval":
+            reason = format_html(" ({})", d["approval_reason"]) if d.get("approval_reason") else ""
+            extra = format_html(' — <span class="warn-text">needs approval</span>{}', reason)
+        return format_html("<strong>{}</strong> asked: {} on {}{}", who, summary, order, extra)
+    if kind in ("order_action_approved", "order_action_rejected"):
+        verb = "approved" if kind.endswith("approved") else "rejected"
+        return format_html("<strong>{}</strong> {} {} on {}{}", who, verb, summary, order, _quoted(d.get("note", "")))
+    if kind == "order_action_succeeded":
+        return format_html("{} on {} done in the store", summary, order)
+    if kind == "order_action_failed":
+        error = format_html(": {}", d["error"]) if d.get("error") else ""
+        return format_html('<span class="danger-text">{} on {} failed</span>{}', summary, order, error)
+    if kind == "order_action_retried":
+        return format_html("<strong>{}</strong> retried {} on {}", who, summary, order)
+    return format_html("{}", kind.replace("_", " "))

@@ -169,6 +169,10 @@ class Ticket(TenantOwnedModel):
     order_number = models.CharField(max_length=40, blank=True, db_default="")
     # The order this ticket is about, once linked (by number, API, latest order or an agent).
     order = models.ForeignKey("integrations.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The playbook version the ticket started with (kept when the playbook is edited).
+    playbook_version = models.ForeignKey(
+        "playbooks.PlaybookVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     created_at = models.DateTimeField(default=now)
     updated_at = models.DateTimeField(default=now)
@@ -407,3 +411,83 @@ class BackgroundJob(TenantOwnedModel):
     @property
     def percent(self) -> int:
         return 100 if not self.total else int(100 * self.done / self.total)
+
+
+class Escalation(TenantOwnedModel):
+    """A ticket handed to another team with a summary and a due date (in that team's hours).
+
+    Like SLA clocks, reminders and breaches are data: `remind_at`/`due_at` are found by the
+    beat sweep's indexed probes and fired once each (`reminded_at`, `breached_at`).
+    """
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        ANSWERED = "answered", "Answered"
+        RESOLVED = "resolved", "Resolved"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="escalations")
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="+")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    summary = models.TextField()
+    status = models.CharField(max_length=12, choices=State.choices, default=State.OPEN)
+    due_at = models.DateTimeField()
+    remind_at = models.DateTimeField(null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    breached_at = models.DateTimeField(null=True, blank=True)
+    answer = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=now)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "team", "status", "due_at"], name="escalation_team_queue"),
+            models.Index(fields=["tenant", "ticket", "-created_at"], name="escalation_ticket"),
+            models.Index(
+                fields=["tenant", "due_at"],
+                name="escalation_due",
+                condition=Q(status__in=["open", "acknowledged"], breached_at__isnull=True),
+            ),
+            models.Index(
+                fields=["tenant", "remind_at"],
+                name="escalation_remind",
+                condition=Q(status__in=["open", "acknowledged"], reminded_at__isnull=True),
+            ),
+        ]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.State.OPEN, self.State.ACKNOWLEDGED)
+
+
+class CsatResponse(TenantOwnedModel):
+    """A customer's 1–5 rating of a solved ticket (one per ticket; a second answer updates it)."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="+")
+    rating = models.PositiveSmallIntegerField()
+    comment = models.TextField(blank=True)
+    # Who and what is rated, frozen at answer time for the per-agent / per-type counts.
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    ticket_type = models.ForeignKey(TicketType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=now)
+    updated_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "ticket"], name="csat_one_per_ticket"),
+            models.CheckConstraint(condition=Q(rating__gte=1, rating__lte=5), name="csat_rating_range"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "agent", "created_at"], name="csat_agent"),
+            models.Index(fields=["tenant", "ticket_type", "created_at"], name="csat_type"),
+        ]

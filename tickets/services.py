@@ -337,6 +337,7 @@ def ticket_create(
         team=team,
         followup_of=followup_of,
         order_number=(order_number or "").strip().lstrip("#")[:40],
+        playbook_version_id=_playbook_version_id(tenant.pk, ticket_type),
         created_at=at,
         updated_at=at,
         last_activity_at=at,
@@ -411,6 +412,12 @@ def _save_clocks(ticket: Ticket, by_metric: dict[str, SlaClock], touched: list[S
             clock.save(force_insert=True)
             by_metric[clock.metric] = clock
     ticket.sla_due_at = clocks.ticket_sla_due(list(by_metric.values()))
+
+
+def _playbook_version_id(tenant_id: int, ticket_type: TicketType | None) -> int | None:
+    from playbooks.services import current_version_id
+
+    return current_version_id(tenant_id, ticket_type.pk if ticket_type else None)
 
 
 def _lock(ticket: Ticket) -> Ticket:
@@ -584,6 +591,12 @@ def _set_status(
         raise ValidationError(
             {"status": f"A {Status(old).label.lower()} ticket can’t become {Status(status).label.lower()}."}
         )
+    if status in (Status.SOLVED, Status.CLOSED) and old not in (Status.SOLVED, Status.CLOSED):
+        from playbooks.services import solve_refusal
+
+        refusal = solve_refusal(ticket)
+        if refusal:
+            raise ValidationError({"status": refusal})
     by_metric = by_metric if by_metric is not None else _load_clocks(ticket)
     matched = matched or _match(ticket)
     math = matched.math if matched else clocks.ClockMath(clocks.sla.ALWAYS_OPEN)
@@ -733,7 +746,9 @@ def ticket_update(
         old_name = ticket.ticket_type.name if ticket.ticket_type else None
         events.append(_event(ticket, actor, "type", at, old=old_name, new=new_type.name if new_type else None))
         ticket.ticket_type = new_type
-        fields.append("ticket_type")
+        # The new type's playbook applies from now on (ticks of the old checklist stay).
+        ticket.playbook_version_id = _playbook_version_id(ticket.tenant_id, new_type)
+        fields.extend(["ticket_type", "playbook_version"])
         sla_relevant = True
     if subject is not None and subject.strip() and subject.strip() != ticket.subject:
         events.append(_event(ticket, actor, "subject", at, old=ticket.subject, new=subject.strip()[:250]))

@@ -55,6 +55,8 @@ SCHEMA: dict[str, Any] = {
     "ticket": {"number": None, "subject": None, "status": None, "priority": None, "type": None, "channel": None},
     "store": {"name": None, "url": None, "support_email": None},
     "agent": {"name": None, "first_name": None, "email": None},
+    # Links filled by the sender: the CSAT survey, the customer's opt-out of notices.
+    "links": {"survey": None, "unsubscribe": None, "tracking": None},
     "order": {
         "number": None,
         "name": None,

@@ -249,6 +249,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # SLA warnings and breaches; the sweep finds due clocks by their indexed due_at, so a
     # late or lost message never loses a breach.
     "sla-sweep": {"task": "tickets.sla_sweep", "schedule": 60.0},
+    # Escalation reminders and overdue notices, found by their indexed remind_at/due_at.
+    "escalation-sweep": {"task": "tickets.escalation_sweep", "schedule": 60.0},
     # Webhook inbox: re-enqueue deliveries whose message was lost or whose backoff is over.
     "inbox-sweep": {"task": "integrations.sweep_inbox", "schedule": 60.0},
     # Order actions whose task message was lost go back on the queue.

@@ -16,8 +16,9 @@ def tenant_urlpatterns() -> list:
         path("settings/", include("tickets.urls_sla")),
         path("", include("integrations.urls")),
         path("", include("integrations.urls_orders")),
+        path("playbooks/", include("playbooks.urls")),
         *[
             path(f"{section}/", workspace.section_placeholder, {"section": section}, name=section)
-            for section in ("playbooks", "reports")
+            for section in ("reports",)
         ],
     ]

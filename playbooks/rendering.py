@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import TemplateSyntaxError, Undefined, nodes
@@ -283,10 +284,16 @@ class Rendered:
         return not self.missing
 
 
+@lru_cache(maxsize=512)
+def _compiled(text: str) -> Any:
+    # Compiling costs ~3 ms, rendering a fraction of that: bulk notices reuse a few texts.
+    return _ENV.from_string(text)
+
+
 def render(text: str, context: dict[str, Any]) -> Rendered:
     """Render `text` in the sandbox. Raises TemplateProblem for a broken or unsafe template."""
     try:
-        template = _ENV.from_string(text)
+        template = _compiled(text)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(exc.message or "syntax error", exc.lineno) from None
     missing: list[str] = []

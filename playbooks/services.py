@@ -156,7 +156,12 @@ def pick_variant(template: ReplyTemplate, language: str, default_language: str) 
 
 
 def template_used(template: ReplyTemplate, at: datetime | None = None) -> None:
-    ReplyTemplate.objects.filter(tenant_id=template.tenant_id, pk=template.pk).update(
+    template_used_by_id(template.tenant_id, template.pk, at)
+
+
+def template_used_by_id(tenant_id: int, template_id: int, at: datetime | None = None) -> None:
+    """Count a use of an approved reply (ids of other tenants or kinds change nothing)."""
+    ReplyTemplate.objects.filter(tenant_id=tenant_id, pk=template_id, kind=ReplyTemplate.Kind.REPLY).update(
         use_count=F("use_count") + 1, last_used_at=at or timezone.now()
     )
 
@@ -261,6 +266,9 @@ def playbook_save(
         target=playbook,
         changes={"ticket_type": ticket_type.name, "version": number},
     )
+    # Now (this transaction reads its own write) and after commit (a reader in between may
+    # have cached the old version).
+    cache.delete(_cache_key(tenant.pk))
     transaction.on_commit(lambda: cache.delete(_cache_key(tenant.pk)))
     return version
 

@@ -19,6 +19,8 @@ class ReplyForm(forms.Form):
     )
     last_seen = forms.IntegerField(min_value=0, widget=forms.HiddenInput)
     confirm_collision = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    # The approved reply the draft started from (counted for the playbook clean-up report).
+    template = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
 
 class NewTicketForm(forms.Form):

@@ -41,3 +41,24 @@ def sla_reevaluate(tenant: Tenant, job_id: int) -> int:
             status="failed", message=f"Re-evaluation stopped: {exc}"[:300], finished_at=timezone.now()
         )
         raise
+
+
+@shared_task(name="tickets.escalation_sweep", ignore_result=True)
+def escalation_sweep() -> dict[str, int]:
+    """Beat, every minute: fire due escalation reminders and overdue notices in every tenant."""
+    from tickets import services_escalations
+
+    totals = {"overdue": 0, "reminders": 0}
+    for tenant_id in services_escalations.tenants_with_due_escalations():
+        fired = escalation_sweep_tenant.run(tenant_id)
+        for key in totals:
+            totals[key] += fired[key]
+    return totals
+
+
+@shared_task(name="tickets.escalation_sweep_tenant", ignore_result=True)
+@tenant_task
+def escalation_sweep_tenant(tenant: Tenant) -> dict[str, int]:
+    from tickets import services_escalations
+
+    return services_escalations.escalation_sweep_tenant(tenant.pk)

@@ -16,6 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from helpdesk.models import Membership
 from helpdesk.services import actor_from_request
 from helpdesk.tenancy import TenantHttpRequest, get_for_tenant
+from playbooks.services import template_used_by_id
 from tickets import selectors, services
 from tickets.clocks import clock_view
 from tickets.forms import NewTicketForm, ReplyForm
@@ -183,6 +184,8 @@ def ticket_reply(request: TenantHttpRequest, tenant_slug: str, number: int) -> H
             messages.success(request, "Note added.")
         else:
             services.ticket_reply(ticket=ticket, actor=actor, body=data["body"], status=data.get("status") or None)
+            if data.get("template"):
+                template_used_by_id(request.tenant.pk, data["template"])
             messages.success(request, "Reply sent.")
     except ValidationError as exc:
         for field, errs in exc.message_dict.items():

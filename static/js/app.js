@@ -54,6 +54,27 @@
   document.addEventListener("DOMContentLoaded", () => ageFlashes(document));
   document.addEventListener("htmx:afterSwap", (e) => ageFlashes(e.target));
 
+  // An approved reply fetched for the composer: put its text in the draft (at the cursor
+  // when there is a draft already), switch to "Public reply", remember which template.
+  document.addEventListener("htmx:afterSwap", (e) => {
+    const filled = e.target.querySelector && e.target.querySelector("[data-fill-composer]");
+    if (!filled) return;
+    const body = document.getElementById("id_body");
+    if (!body) return;
+    const text = filled.textContent;
+    if (body.value.trim()) {
+      const at = body.selectionStart ?? body.value.length;
+      body.value = body.value.slice(0, at) + text + body.value.slice(body.selectionEnd ?? at);
+    } else {
+      body.value = text;
+    }
+    const reply = document.querySelector('#composer input[name=kind][value=reply]');
+    if (reply) reply.checked = true;
+    const used = document.getElementById("id_template");
+    if (used) used.value = filled.dataset.template;
+    body.focus();
+  });
+
   window.Storedesk = {
     keys: {
       add(key, description, handler) { bindings.set(key, { description, handler }); },

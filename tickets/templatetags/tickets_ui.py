@@ -95,6 +95,35 @@ def event_line(event) -> SafeString:
         return format_html('<span class="warn-text">{} SLA due soon</span>', _metric(d))
     if kind.startswith("order_"):
         return _order_event_line(kind, d, who)
+    if kind.startswith("escalat") or kind == "csat":
+        return _escalation_event_line(kind, d, who)
+    return format_html("{}", kind.replace("_", " "))
+
+
+_ESCALATION_VERBS = {
+    "escalation_acknowledged": "acknowledged the escalation to",
+    "escalation_answered": "answered the escalation for",
+    "escalation_resolved": "resolved the escalation to",
+    "escalation_cancelled": "cancelled the escalation to",
+}
+
+
+def _escalation_event_line(kind: str, d: dict, who: str) -> SafeString:
+    """Timeline lines for escalations and CSAT (written by tickets.services_escalations/_csat)."""
+    team = d.get("team", "")
+    if kind == "escalated":
+        return format_html("<strong>{}</strong> escalated to <strong>{}</strong>", who, team)
+    if kind in _ESCALATION_VERBS:
+        return format_html("<strong>{}</strong> {} <strong>{}</strong>", who, _ESCALATION_VERBS[kind], team)
+    if kind == "escalation_reminder":
+        return format_html('<span class="warn-text">Escalation to {} due soon</span>', team)
+    if kind == "escalation_overdue":
+        return format_html('<span class="danger-text">Escalation to {} overdue</span>', team)
+    if kind == "csat":
+        again = " (changed)" if d.get("updated") else ""
+        return format_html(
+            "Customer rated <strong>{}/5</strong>{}{}", d.get("rating", "?"), again, _quoted(d.get("comment", ""))
+        )
     return format_html("{}", kind.replace("_", " "))
 
 

@@ -13,6 +13,7 @@ def tenant_urlpatterns() -> list:
     # Sections whose app has not landed yet show an honest "not set up yet" page.
     return [
         path("", include("tickets.urls")),
+        path("", include("tickets.urls_escalations")),
         path("settings/", include("tickets.urls_sla")),
         path("", include("integrations.urls")),
         path("", include("integrations.urls_orders")),

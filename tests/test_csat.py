@@ -199,6 +199,7 @@ def test_the_csat_report_query_count_is_flat(lead_client, cast, types):
         csat_record(ticket=ticket, rating=1 + i % 5, comment=f"c{i}")
 
     rate(0)
+    count()  # warm the per-tenant caches the page shell reads
     few = count()
     for i in range(1, 8):
         rate(i)

@@ -1,38 +1,33 @@
+"""What the base layout needs on every page."""
+
+from __future__ import annotations
+
+from functools import partial
+
 from django.http import HttpRequest
 
-NAV = [
-    ("queue", "Queue"),
-    ("tickets", "Tickets"),
-    ("customers", "Customers"),
-    ("playbooks", "Playbooks"),
-    ("reports", "Reports"),
-    ("settings", "Settings"),
-]
+from helpdesk.nav import nav_links
+
+
+def _settings_links(request: HttpRequest, tenant) -> list[tuple[str, str, str]]:
+    from django.urls import reverse
+
+    from tickets.views_sla import settings_links
+
+    extra = settings_links(tenant.slug)
+    membership = getattr(request, "membership", None)
+    if membership is not None and membership.has_role("admin"):
+        extra = [*extra, ("connections", "Store connections", reverse("settings_connections", args=[tenant.slug]))]
+    return extra
 
 
 def shell(request: HttpRequest) -> dict:
-    """What the base layout needs on every page: the tenant, the member, the nav."""
+    """The tenant, the member, the nav. Links are computed only when a template reads them
+    (templates call callables), so pages that don't show them don't pay for the reversing."""
     tenant = getattr(request, "tenant", None)
-    extra = []
-    if tenant is not None:
-        from tickets.views_sla import settings_links
-
-        extra = settings_links(tenant.slug)
-        membership = getattr(request, "membership", None)
-        if membership is not None and membership.has_role("admin"):
-            from django.urls import reverse
-
-            extra = [
-                *extra,
-                (
-                    "connections",
-                    "Store connections",
-                    reverse("settings_connections", args=[tenant.slug]),
-                ),
-            ]
     return {
-        "settings_extra_links": extra,
+        "settings_extra_links": partial(_settings_links, request, tenant) if tenant is not None else [],
         "tenant": tenant,
         "membership": getattr(request, "membership", None),
-        "nav_items": NAV,
+        "nav_links": partial(nav_links, request, tenant.slug) if tenant is not None else [],
     }

@@ -10,7 +10,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
-from helpdesk.models import Membership
+from helpdesk.access_cache import membership_for
 from helpdesk.tenancy import _current_tenant_id
 
 # Paths whose clients are programs: they get JSON errors (413) rather than HTML pages.
@@ -71,7 +71,7 @@ class TenantMiddleware:
             return None
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
-        membership = Membership.objects.select_related("tenant").filter(user=request.user, tenant__slug=slug).first()
+        membership = membership_for(request.user, slug)
         if membership is None:
             raise Http404("No such workspace")
         request.tenant = membership.tenant  # type: ignore[attr-defined]

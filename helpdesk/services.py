@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from helpdesk.access_cache import memberships_changed
 from helpdesk.models import (
     ApiToken,
     AuditLog,
@@ -149,10 +150,12 @@ def tenant_create(
 
 @transaction.atomic
 def tenant_update(*, tenant: Tenant, actor: Actor, **values: Any) -> Tenant:
+    old_slug = tenant.slug
     changes = _diff(tenant, **values)
     if changes:
         tenant.full_clean()
         tenant.save()
+        memberships_changed(tenant, slugs=(old_slug,))
         audit_record(tenant=tenant, actor=actor, action="tenant.update", target=tenant, changes=changes)
     return tenant
 
@@ -190,6 +193,7 @@ def membership_set_role(*, membership: Membership, role: str, actor: Actor) -> M
     changes = _diff(membership, role=role)
     if changes:
         membership.save(update_fields=["role"])
+        memberships_changed(membership.tenant, user_id=membership.user_id)
         audit_record(
             tenant=membership.tenant,
             actor=actor,
@@ -207,6 +211,7 @@ def membership_remove(*, membership: Membership, actor: Actor) -> None:
     if membership.role == Role.OWNER and _owner_count(membership.tenant) <= 1:
         raise ValidationError("The last owner cannot be removed.")
     audit_record(tenant=membership.tenant, actor=actor, action="member.remove", target=membership.user)
+    memberships_changed(membership.tenant, user_id=membership.user_id)
     membership.delete()
 
 
@@ -215,6 +220,7 @@ def membership_set_availability(*, membership: Membership, availability: str) ->
         raise ValidationError({"availability": f"“{availability}” is not an availability."})
     membership.availability = availability
     membership.save(update_fields=["availability"])
+    memberships_changed(membership.tenant, user_id=membership.user_id)
     return membership
 
 
@@ -286,6 +292,7 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     membership, _ = Membership.objects.get_or_create(
         tenant=invitation.tenant, user=user, defaults={"role": invitation.role}
     )
+    memberships_changed(invitation.tenant, user_id=user.pk)
     locked.accepted_at = timezone.now()
     locked.save(update_fields=["accepted_at"])
     audit_record(

@@ -44,7 +44,7 @@ def _view_label(view: str, types: list[TicketType]) -> str:
 def queue(request: TenantHttpRequest, tenant_slug: str) -> HttpResponse:
     tenant = request.tenant
     view = request.GET.get("view", "mine")
-    types = list(selectors.ticket_types(tenant))
+    types = selectors.active_ticket_types(tenant.pk)
     if view not in selectors.VIEW_KEYS and not (view.startswith("type:") and any(t.slug == view[5:] for t in types)):
         view = "all"
     page = selectors.ticket_queue(

@@ -127,10 +127,23 @@ class TickSerializer(serializers.Serializer):
     ticked = serializers.BooleanField(default=True)
 
 
+class ChecklistStateItemSerializer(ChecklistItemSerializer):
+    ticked = serializers.BooleanField()
+    ticked_at = serializers.DateTimeField(allow_null=True)
+
+
+class ChecklistStateSerializer(serializers.Serializer):
+    playbook_version = serializers.IntegerField(allow_null=True)
+    items = ChecklistStateItemSerializer(many=True)
+    can_solve = serializers.BooleanField()
+    missing = serializers.ListField(child=serializers.CharField(), help_text="What blocks solving, in words.")
+
+
 class TicketChecklistViewSet(TenantScopedViewSet):
     """`/tickets/{id}/checklist/`: the ticket's playbook checklist; POST ticks or unticks an item."""
 
     queryset = Ticket.objects.all()
+    serializer_class = ChecklistStateSerializer
     pagination_class = None
 
     def _ticket(self) -> Ticket:
@@ -156,10 +169,11 @@ class TicketChecklistViewSet(TenantScopedViewSet):
             "missing": services.solve_blockers(ticket),
         }
 
+    @extend_schema(responses=ChecklistStateSerializer)
     def list(self, request: TenantRequest, ticket_pk: str) -> Response:
         return Response(self._state(self._ticket()))
 
-    @extend_schema(request=TickSerializer)
+    @extend_schema(request=TickSerializer, responses=ChecklistStateSerializer)
     def create(self, request: TenantRequest, ticket_pk: str) -> Response:
         ticket = self._ticket()
         payload = TickSerializer(data=request.data)

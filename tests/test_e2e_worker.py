@@ -77,7 +77,7 @@ def worker():
             proc.wait()
 
 
-def _wait_for(predicate, timeout: float = 60.0) -> bool:
+def _wait_for(predicate, timeout: float = 120.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -538,3 +538,12 @@ def test_api_checklist_ticks_and_reports_what_blocks_solving(cast, playbook_setu
     assert api.post(url, {"item": "nope"}, format="json").status_code == 400
     assert outsider_api.get(url).status_code == 404
     assert outsider_api.post(url, {"item": key}, format="json").status_code == 404
+
+
+def test_ticks_read_as_sentences_on_the_ticket_timeline(cast, playbook_setup, agent_client, clean_cache):
+    ticket = make_ticket(cast, ticket_type=playbook_setup.type)
+    services.checklist_tick(
+        ticket=ticket, item_key=playbook_setup.version.checklist[0]["key"], actor=Actor.for_user(cast.agent)
+    )
+    page = agent_client.get(reverse("ticket_detail", kwargs={"tenant_slug": "acme", "number": ticket.number}))
+    assert "<strong>agent@acme.test</strong> ticked “Check tracking”" in page.content.decode()

@@ -93,6 +93,9 @@ def event_line(event) -> SafeString:
         return format_html('<span class="danger-text">{} SLA breached</span>', _metric(d))
     if kind == "sla_warning":
         return format_html('<span class="warn-text">{} SLA due soon</span>', _metric(d))
+    if kind == "checklist":
+        verb = "ticked" if d.get("ticked") else "unticked"
+        return format_html("<strong>{}</strong> {} “{}”", who, verb, d.get("item", ""))
     if kind.startswith("order_"):
         return _order_event_line(kind, d, who)
     if kind.startswith("escalat") or kind == "csat":

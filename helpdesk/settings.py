@@ -257,9 +257,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     "order-actions-sweep": {"task": "integrations.sweep_order_actions", "schedule": 60.0},
     # Pull orders changed since the last sync: heals missed or late webhooks.
     "orders-reconcile": {"task": "integrations.reconcile_all", "schedule": 900.0},
+    # Customer notices: re-enqueue due queued/scheduled notices (a lost message loses none).
+    "notices-sweep": {"task": "integrations.sweep_notices", "schedule": 60.0},
+    # Late shipments (no scan, carrier exception, estimate passed) → delay notices, once each.
+    "notices-delays": {"task": "integrations.detect_delays", "schedule": 300.0},
 }
 # Task modules beyond each app's tasks.py.
-CELERY_IMPORTS = ["integrations.action_tasks"]
+CELERY_IMPORTS = ["integrations.action_tasks", "integrations.notices_tasks"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 

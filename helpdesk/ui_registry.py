@@ -17,6 +17,7 @@ def tenant_urlpatterns() -> list:
         path("settings/", include("tickets.urls_sla")),
         path("", include("integrations.urls")),
         path("", include("integrations.urls_orders")),
+        path("", include("integrations.urls_notices")),
         path("playbooks/", include("playbooks.urls")),
         *[
             path(f"{section}/", workspace.section_placeholder, {"section": section}, name=section)

@@ -69,6 +69,7 @@ urlpatterns = [
     path("invite/<int:tenant_id>/<str:secret>/", accounts.accept_invitation, name="invitation_accept"),
     path("api/v1/", include("helpdesk.api.urls")),
     path("hooks/", include("integrations.hooks_urls")),
+    path("notices/", include("integrations.urls_notices_public")),
     path("csat/", include("tickets.urls_csat")),
     path("t/<slug:tenant_slug>/", include(tenant_patterns + _app_tenant_patterns())),
 ]

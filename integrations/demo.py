@@ -863,6 +863,9 @@ def seed_integrations(tenant: Tenant, people: DemoPeople) -> None:
     from tickets.models import Ticket
 
     connection = _connect(tenant, people)
+    from integrations.notices_demo import seed_notices  # starter customer notices
+
+    seed_notices(tenant)
     if Order.objects.filter(tenant=tenant, connection=connection).exists():
         return
     now = timezone.now()

@@ -273,3 +273,14 @@ class ActionLimit(TenantOwnedModel):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "role"], name="actionlimit_unique_role")]
+
+
+# Outbound notices live in their own module; importing them here registers the models.
+from integrations.notices_models import (  # noqa: E402, F401
+    FulfillmentDelay,
+    Notice,
+    NoticeEvent,
+    NoticeRule,
+    NoticeSettings,
+    Suppression,
+)

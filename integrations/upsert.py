@@ -135,6 +135,7 @@ class _Run:
     received_at: datetime
     counts: Counter = field(default_factory=Counter)
     customers: set[int] = field(default_factory=set)
+    touched: set[tuple[str, int]] = field(default_factory=set)  # (kind, id) notices may announce
 
     @property
     def tenant_id(self) -> int:
@@ -167,6 +168,11 @@ def apply(*, connection: Connection, records: Iterable[Record], received_at: dat
             raise TypeError(f"not a normalised record: {type(record).__name__}")
     for customer_id in sorted(run.customers):
         _raise_tier(run, customer_id)
+    if run.touched:
+        # Customer notices for what changed, in this transaction (rows first, Invariant 4).
+        from integrations.notices_events import emit_for_run
+
+        emit_for_run(connection=run.connection, touched=run.touched)
     return {key: run.counts[key] for key in COUNT_KEYS}
 
 
@@ -291,6 +297,7 @@ def _apply_order(run: _Run, rec: NOrder) -> None:
         if rec.provided is None or "lines" in rec.provided:
             lines_changed = _replace_lines(run, order, rec.lines)
         _count(run, created, bool(changed) or lines_changed)
+        run.touched.add(("order", order.pk))
         if order.customer_id is not None and {"customer", "number"} & set(changed):
             # Open tickets of this customer that quote this order's number get linked to it.
             from integrations.orders import link_open_tickets_for_order
@@ -478,6 +485,8 @@ def _apply_fulfillment(run: _Run, rec: NFulfillment, order: Order | None = None)
     if changed:
         row.save(update_fields=changed)
     _count(run, created, bool(changed))
+    if created or changed:
+        run.touched.add(("fulfillment", row.pk))
 
 
 def _apply_refund(run: _Run, rec: NRefund, order: Order | None = None, recompute: bool = True) -> None:
@@ -502,6 +511,8 @@ def _apply_refund(run: _Run, rec: NRefund, order: Order | None = None, recompute
     if changed:
         row.save(update_fields=changed)
     _count(run, created, bool(changed))
+    if created:
+        run.touched.add(("refund", row.pk))
     if recompute:
         _recompute_refunded(order)
 
@@ -535,6 +546,8 @@ def _apply_return(run: _Run, rec: NReturn) -> None:
     if changed:
         row.save(update_fields=changed)
     _count(run, created, bool(changed))
+    if created or changed:
+        run.touched.add(("return", row.pk))
 
 
 # --- Privacy ---------------------------------------------------------------------------

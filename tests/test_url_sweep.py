@@ -33,6 +33,7 @@ PUBLIC_NAMES = {
     "password_reset_confirm",
     "password_reset_complete",
     "invitation_accept",
+    "notice_unsubscribe",  # the customer's signed opt-out link
     # The CSAT survey: a signed link in the customer's email, no session (tests/test_csat.py).
     "csat_survey",
     "api-schema",

@@ -632,6 +632,11 @@ def _set_status(
     _save_clocks(ticket, by_metric, list({id(c): c for c in touched}.values()))
     TicketEvent.objects.bulk_create(events)
     _save_ticket(ticket, at, ["status", "solved_at"])
+    if status == Status.SOLVED:  # the customer gets the CSAT survey notice (if a rule is on)
+        from integrations.notices_events import ticket_solved
+
+        tenant_id, ticket_id = ticket.tenant_id, ticket.pk
+        transaction.on_commit(lambda: ticket_solved(tenant_id, ticket_id))
 
 
 @transaction.atomic

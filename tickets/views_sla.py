@@ -40,6 +40,7 @@ SETTINGS_LINKS = [
     ("sla_policies", "SLA policies", "settings_sla_policies"),
     ("ticket_types", "Ticket types", "settings_ticket_types"),
     ("action_limits", "Order action limits", "settings_action_limits"),
+    ("notices", "Customer notices", "settings_notices"),
 ]
 
 

@@ -165,6 +165,10 @@ def link_ticket_order(*, ticket: Ticket, actor: Actor, order: Order | None = Non
             changes={"order": [str(previous) if previous else None, str(order)]},
         )
     ticket.order = order
+    # Policies may look at the linked order (value, payment, fulfillment): re-match.
+    from tickets.services_order_sla import sla_reevaluate_for_ticket_order
+
+    sla_reevaluate_for_ticket_order(ticket=ticket, actor=actor)
     return order
 
 

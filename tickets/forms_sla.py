@@ -14,7 +14,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from helpdesk.models import Tenant
-from tickets import sla
+from tickets import policy, sla
 from tickets.defaults import warn_before
 from tickets.models import (
     BusinessSchedule,
@@ -176,6 +176,7 @@ def format_duration(minutes: int) -> str:
 
 
 CLOCK_CHOICES = [("business", "Business hours"), ("calendar", "Calendar hours")]
+ORDER_VALUE_HELP = "In the order’s own currency, after refunds. Blank: no limit."
 TAG_HELP = "Comma-separated, e.g. vip, wholesale. The policy applies when a ticket has any of them."
 
 
@@ -199,6 +200,54 @@ class PolicyForm(forms.Form):
         label="Customer tiers",
     )
     tags = forms.CharField(required=False, max_length=500, help_text=TAG_HELP)
+    # Conditions on the ticket's linked order (tickets.policy). Amounts are text so that a
+    # typo gets our message, not the browser's.
+    order_value_min = forms.CharField(
+        required=False,
+        max_length=20,
+        label="Order value at least",
+        help_text=ORDER_VALUE_HELP,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. 200", "inputmode": "decimal", "autocomplete": "off"}),
+    )
+    order_value_max = forms.CharField(
+        required=False,
+        max_length=20,
+        label="Order value below",
+        help_text=ORDER_VALUE_HELP,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. 50", "inputmode": "decimal", "autocomplete": "off"}),
+    )
+    order_currencies = forms.CharField(
+        required=False,
+        max_length=100,
+        label="Order currencies",
+        help_text="Comma-separated codes, e.g. EUR, USD: the values above are meant in these. Blank: any.",
+        widget=forms.TextInput(attrs={"placeholder": "Any currency", "autocomplete": "off"}),
+    )
+    order_financial_statuses = forms.MultipleChoiceField(
+        required=False,
+        choices=list(policy.FINANCIAL_STATUSES.items()),
+        widget=forms.CheckboxSelectMultiple,
+        label="Payment status",
+    )
+    order_fulfillment_statuses = forms.MultipleChoiceField(
+        required=False,
+        choices=list(policy.FULFILLMENT_STATUSES.items()),
+        widget=forms.CheckboxSelectMultiple,
+        label="Fulfillment status",
+    )
+    order_unshipped_days = forms.IntegerField(
+        required=False,
+        label="Late shipment: not fully shipped after (days)",
+        help_text="Matches when the order was placed at least this many days ago, isn’t cancelled and hasn’t "
+        "fully shipped. Checked when the ticket or the order changes.",
+        widget=forms.NumberInput(attrs={"placeholder": "e.g. 3", "style": "width:6em"}),
+        error_messages={"invalid": "Give a whole number of days, e.g. 3."},
+    )
+    order_address_changeable = forms.BooleanField(
+        required=False,
+        label="Address can still change: nothing shipped yet and not cancelled",
+        help_text="With your address-change ticket type, this is “address change requested before fulfillment”.",
+    )
     schedule = forms.ModelChoiceField(queryset=BusinessSchedule.objects.none(), required=False)
     pause_on_hold = forms.BooleanField(
         required=False,
@@ -253,6 +302,13 @@ class PolicyForm(forms.Form):
             "channels": conditions.get("channels", []),
             "tiers": conditions.get("tiers", []),
             "tags": ", ".join(conditions.get("tags", [])),
+            "order_value_min": conditions.get("order_value_min", ""),
+            "order_value_max": conditions.get("order_value_max", ""),
+            "order_currencies": ", ".join(conditions.get("order_currencies", [])),
+            "order_financial_statuses": conditions.get("order_financial_statuses", []),
+            "order_fulfillment_statuses": conditions.get("order_fulfillment_statuses", []),
+            "order_unshipped_days": conditions.get("order_unshipped_days"),
+            "order_address_changeable": bool(conditions.get("order_address_changeable")),
             "schedule": instance.schedule_id,
             "pause_on_hold": instance.pause_on_hold,
         }
@@ -327,7 +383,26 @@ class PolicyForm(forms.Form):
         cleaned["conditions"] = {
             key: list(cleaned.get(key) or []) for key in ("ticket_types", "priorities", "channels", "tiers", "tags")
         }
+        cleaned["conditions"].update(self._order_conditions(cleaned))
         return cleaned
+
+    def _order_conditions(self, cleaned: dict) -> dict:
+        """The order conditions as policy.validate_conditions takes them; each problem is
+        put next to its field."""
+        currencies = [c.strip().upper() for c in (cleaned.get("order_currencies") or "").split(",")]
+        raw = {
+            "order_value_min": (cleaned.get("order_value_min") or "").strip(),
+            "order_value_max": (cleaned.get("order_value_max") or "").strip(),
+            "order_currencies": [c for c in currencies if c],
+            "order_financial_statuses": list(cleaned.get("order_financial_statuses") or []),
+            "order_fulfillment_statuses": list(cleaned.get("order_fulfillment_statuses") or []),
+            "order_unshipped_days": cleaned.get("order_unshipped_days"),
+            "order_address_changeable": bool(cleaned.get("order_address_changeable")),
+        }
+        present = {key: value for key, value in raw.items() if key in self.fields and key not in self.errors}
+        for key, message in policy.validate_conditions(present, {}).items():
+            self.add_error(key, message)
+        return {key: value for key, value in present.items() if key not in self.errors}
 
 
 # --- Ticket types -----------------------------------------------------------------------

@@ -118,24 +118,38 @@ def compiled_policies(tenant_id: int) -> list[CompiledPolicy]:
     return result
 
 
-def _facts(ticket: Ticket, tag_names: Iterable[str] | None = None) -> policy.TicketFacts:
+def _facts(ticket: Ticket, tag_names: Iterable[str] | None = None, *, with_order: bool = False) -> policy.TicketFacts:
     if tag_names is None:
         tag_names = TicketTag.objects.filter(tenant_id=ticket.tenant_id, ticket=ticket).values_list(
             "tag__name", flat=True
         )
+    # The linked order is read only when a policy has order conditions (one query, none
+    # when the caller select_related it).
+    order = ticket.order if with_order and ticket.order_id is not None else None
     return policy.TicketFacts(
         ticket_type=ticket.ticket_type.slug if ticket.ticket_type is not None else None,
         priority=ticket.priority,
         channel=ticket.channel,
         tier=ticket.customer.tier,
         tags=frozenset(tag_names),
+        order=policy.OrderFacts.of(order) if order is not None else None,
+        now=timezone.now() if order is not None else None,
     )
 
 
-def _match(ticket: Ticket, tag_names: Iterable[str] | None = None) -> CompiledPolicy | None:
+def _match_explained(
+    ticket: Ticket, tag_names: Iterable[str] | None = None
+) -> tuple[CompiledPolicy | None, policy.TicketFacts]:
+    """The policy that applies and the facts it was matched on (for "why this policy")."""
     compiled = compiled_policies(ticket.tenant_id)
-    rule = policy.first_match([c.rule for c in compiled], _facts(ticket, tag_names))
-    return next((c for c in compiled if rule and c.rule.id == rule.id), None)
+    rules = [c.rule for c in compiled]
+    facts = _facts(ticket, tag_names, with_order=policy.any_uses_order(rules))
+    rule = policy.first_match(rules, facts)
+    return next((c for c in compiled if rule and c.rule.id == rule.id), None), facts
+
+
+def _match(ticket: Ticket, tag_names: Iterable[str] | None = None) -> CompiledPolicy | None:
+    return _match_explained(ticket, tag_names)[0]
 
 
 # --- Events ---------------------------------------------------------------------------
@@ -683,7 +697,7 @@ def ticket_assign(
 def _reapply_sla(ticket: Ticket, actor: Actor | None, reason: str, at: datetime | None = None) -> None:
     """Re-match the policy and re-target running clocks, keeping time already used."""
     at = at or timezone.now()
-    matched = _match(ticket)
+    matched, facts = _match_explained(ticket)
     by_metric = _load_clocks(ticket)
     touched = []
     events = []
@@ -696,7 +710,7 @@ def _reapply_sla(ticket: Ticket, actor: Actor | None, reason: str, at: datetime 
                 "sla_policy",
                 at,
                 policy=matched.rule.name if matched else None,
-                reason=(policy.explain(matched.rule) if matched else "no policy matches") + f" ({reason})",
+                reason=(policy.explain(matched.rule, facts) if matched else "no policy matches") + f" ({reason})",
             )
         )
         ticket.sla_policy_id = new_id

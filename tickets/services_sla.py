@@ -300,7 +300,7 @@ def _clean_conditions(tenant: Tenant, conditions: dict) -> dict:
     errors = policy.validate_conditions(conditions, condition_choices(tenant))
     if errors:
         raise ValidationError({key: [message] for key, message in errors.items()})
-    cleaned = {key: list(conditions[key]) for key in policy.CONDITION_KEYS if conditions.get(key)}
+    cleaned = policy.clean_conditions(conditions)
     if cleaned.get("tags"):
         cleaned["tags"] = normalise_tags(cleaned["tags"])  # the same rules tickets' tags follow
     return cleaned

@@ -24,9 +24,10 @@ def bootstrap_tenant(tenant: Tenant) -> None:
 def seed_apps(tenant: Tenant, people: DemoPeople) -> None:
     """Add each app's demo data to a freshly created demo store."""
     from integrations.demo import seed_integrations
-    from playbooks.demo import seed_playbooks
+    from playbooks.demo import seed_escalations, seed_playbooks
     from tickets.demo import seed_tickets
 
     seed_tickets(tenant, people)
     seed_playbooks(tenant)  # needs the demo's ticket types and teams
     seed_integrations(tenant, people)  # orders for the tickets' customers: after the tickets
+    seed_escalations(tenant, people)  # summaries fill in from the linked orders

@@ -372,3 +372,44 @@ def seed_playbooks(tenant: Tenant) -> None:
         Ticket.objects.filter(tenant=tenant, ticket_type=types[slug], playbook_version__isnull=True).update(
             playbook_version=version
         )
+
+
+def seed_escalations(tenant: Tenant, people) -> None:
+    """A few escalations in the teams' queues: open, acknowledged and answered ones.
+
+    Runs after the demo orders exist, so the playbooks' summaries fill in from them.
+    """
+    from tickets.models import OPEN_STATUSES, Escalation
+    from tickets.services_escalations import (
+        escalation_acknowledge,
+        escalation_answer,
+        escalation_create,
+        escalation_draft,
+    )
+
+    if Escalation.objects.filter(tenant=tenant).exists():
+        return
+    tickets = list(
+        Ticket.objects.filter(
+            tenant=tenant, status__in=OPEN_STATUSES, order__isnull=False, ticket_type__slug__in=list(PLAYBOOKS)
+        )
+        .select_related("customer", "ticket_type", "order", "tenant", "assignee")
+        .order_by("id")[:24:4]
+    )
+    for index, ticket in enumerate(tickets):
+        agent = ticket.assignee or people.agents[index % len(people.agents)]
+        draft = escalation_draft(ticket, agent)
+        if draft.team is None or not draft.summary:
+            continue
+        escalation = escalation_create(
+            ticket=ticket, actor=Actor.for_user(agent), summary=draft.summary, team=draft.team
+        )
+        lead = draft.team.lead or people.leads[0]
+        if index % 3 == 1:
+            escalation_acknowledge(escalation=escalation, actor=Actor.for_user(lead))
+        elif index % 3 == 2:
+            escalation_answer(
+                escalation=escalation,
+                actor=Actor.for_user(lead),
+                answer="Checked with the carrier: the parcel is at the local depot and goes out tomorrow.",
+            )

@@ -10,9 +10,10 @@ Run through bench/run.py (scenarios ``webhook_ack`` and ``webhook_e2e``):
   shape of CONTRACTS.md §1.5, a fresh ``X-Shopify-Webhook-Id`` per request) to the gunicorn
   run.py started, for the usual warm-up + duration. Reported: acks/s, latency
   percentiles, non-2xx, and in-process the SQL per delivery (Django test Client +
-  CaptureQueriesContext, warm cache) and a cProfile breakdown of the ack path. Each new
-  delivery enqueues ``integrations.process_delivery`` after commit; no worker runs, so the
-  bench Redis queue (``celery``) is purged afterwards.
+  CaptureQueriesContext, warm cache) and a cProfile breakdown of the ack path. A new
+  delivery requests a drain of the tenant's inbox after commit (one cache ADD; a Celery
+  message only when it takes the drain lease); no worker runs, so the bench Redis queue
+  (``celery``) is purged and the drain leases released afterwards.
 - ``webhook_e2e``: one real Celery worker (prefork, ``--worker-concurrency`` processes,
   queue ``celery``, same environment as gunicorn) is started and warmed up; then N
   distinct deliveries (``--webhook-events``, default 5,000; each a different order) are
@@ -73,7 +74,7 @@ CELERY = str(ROOT / ".venv" / "bin" / "celery")
 ALLOWED_HOSTS = ("127.0.0.1", "localhost")
 TOPIC = "orders/updated"
 API_VERSION = "2026-04"
-QUEUE = "celery"  # Celery's default queue, the one process_delivery goes to
+QUEUE = "celery"  # Celery's default queue, the one drain_inbox goes to
 ACK_TARGET = ">=1,200 acks/s (aim 1,500), p99<50ms"
 E2E_TARGET = ">=500 events/s"
 ACK_POOL = 2_000  # distinct bodies the ack senders cycle through (each delivery id is new)
@@ -516,7 +517,8 @@ PROFILE_POINTS = (
     ("integrations/services.py", "delivery_accept", "delivery_accept"),
     ("integrations/services.py", "_insert_ignoring_duplicates", "  INSERT … ON CONFLICT"),
     ("django/db/backends/utils.py", "execute", "    cursor.execute (all SQL)"),
-    ("integrations/services.py", "delivery_enqueue", "  delivery_enqueue (Celery publish)"),
+    ("integrations/services.py", "delivery_request_drain", "  delivery_request_drain (lease ADD)"),
+    ("integrations/services.py", "_publish_drain", "    _publish_drain (Celery publish, lease taken)"),
     ("celery/app/task.py", "apply_async", "    Task.apply_async"),
     ("kombu/messaging.py", "_publish", "      kombu publish (Redis round trip)"),
     ("django/http/response.py", "__init__", "JsonResponse"),
@@ -542,7 +544,7 @@ def ack_components(hooks: Hooks, n: int = 1_000) -> list[dict]:
 
     from integrations import services
     from integrations.receivers import kept_headers, receiver_for
-    from integrations.tasks import process_delivery
+    from integrations.tasks import drain_inbox
 
     conn, secret, shop, path = hooks.ack_connection()
     body = build_bodies(f"{hooks.run}c", 0, 1, [], 0.0)[0]
@@ -584,11 +586,19 @@ def ack_components(hooks: Hooks, n: int = 1_000) -> list[dict]:
 
     steps = [
         ("Django request cycle + middleware, GET /healthz (1 SELECT)", lambda i: client.get("/healthz")),
-        ("verification_material (Redis GET, cache hit)", lambda i: services.verification_material(conn.pk)),
+        ("verification_material (in-process copy)", lambda i: services.verification_material(conn.pk)),
+        (
+            "verification_material (Redis GET, fresh)",
+            lambda i: services.verification_material(conn.pk, fresh=True),
+        ),
         ("ShopifyReceiver.verify (HMAC-SHA256 of the body)", lambda i: receiver.verify(material, headers, body)),
         ("json.loads + identify + kept_headers", parse),
         ("INSERT … ON CONFLICT DO NOTHING RETURNING id", insert),
-        ("process_delivery.delay (Celery message to Redis)", lambda i: process_delivery.delay(material.tenant_id, 0)),
+        (
+            "delivery_request_drain (lease held: one cache ADD, no message)",
+            lambda i: services.delivery_request_drain(tenant_id=material.tenant_id),
+        ),
+        ("drain_inbox.delay (Celery message, once per drain)", lambda i: drain_inbox.delay(-1)),
     ]
     out = []
     for label, fn in steps:
@@ -717,14 +727,23 @@ def measure_process(hooks: Hooks) -> dict:
 
 
 def purge_queue() -> int:
-    """Drop the queued process_delivery messages (no worker will take them)."""
+    """Drop the queued drain messages (no worker will take them) and release the bench
+    tenant's drain leases with them: a lease whose message is gone would hold back the next
+    scenario's drains until it expires (what a lost message costs in production)."""
     from helpdesk.celery import app
+    from helpdesk.models import Tenant
+    from integrations import services
 
     try:
-        return int(app.control.purge() or 0)
+        purged = int(app.control.purge() or 0)
     except Exception as exc:  # a broker hiccup must not hide the figures
         print(f"  could not purge the Celery queue: {exc}")
         return -1
+    tenant_id = Tenant.objects.filter(slug=HOT_SLUG).values_list("id", flat=True).first()
+    if tenant_id is not None:
+        for slot in range(services.DRAIN_SLOTS):
+            services._release_drain(tenant_id, slot)
+    return purged
 
 
 def queue_depth() -> int:
@@ -879,8 +898,20 @@ def run_e2e(port: int, hooks: Hooks, args, env: dict[str, str]) -> dict:
 
     conn, secret, shop, path = hooks.connect("e2e")
     purge_queue()  # nothing from the ack scenario may reach the worker
+    # Nor its inbox rows: a drain takes every pending row of the tenant, oldest first, so the
+    # ack scenario's thousands of unprocessed rows would be worked off before this run's.
+    retired = (
+        WebhookDelivery.objects.filter(tenant_id=conn.tenant_id, status="pending")
+        .exclude(connection=conn)
+        .filter(connection__in=[c.pk for c in hooks.connections])
+        .update(status="ignored", last_error="bench: left unprocessed by the ack scenario")
+    )
     worker = Worker(env, args.worker_concurrency)
-    result: dict = {"events": args.webhook_events, "worker": f"prefork x{args.worker_concurrency}"}
+    result: dict = {
+        "events": args.webhook_events,
+        "worker": f"prefork x{args.worker_concurrency}",
+        "ack_rows_retired": retired,
+    }
     worker.start()
     try:
         # Warm-up: the worker is up, imported, connected and has processed a few deliveries.

@@ -2,13 +2,17 @@
 
 The hot path, in order, with nothing else on it:
 
-1. find the connection's verification material (cached; services.verification_material);
-   an unknown or disconnected id, or a platform that is not the connection's, is a 404;
+1. find the connection's verification material (cached in the process for seconds, in
+   Redis for minutes; services.verification_material); an unknown or disconnected id, or a
+   platform that is not the connection's, is a 404;
 2. verify the signature on the raw body (`request.body`) with the platform's receiver —
-   a missing or wrong one is a 401 (and counted for the store health page);
+   a missing or wrong one is a 401 (and counted for the store health page) once checked
+   again on fresh material, so a rotated secret works at once;
 3. parse the JSON (400 when it is not a JSON object) and read the delivery id and topic;
-4. one `INSERT … ON CONFLICT DO NOTHING` into the inbox, answer 200 at once; a new row
-   enqueues its processing after commit, a duplicate is acknowledged and stores nothing.
+4. one `INSERT … ON CONFLICT DO NOTHING` into the inbox (only while the connection row is
+   active: a disconnect made after the material was cached is a 404), answer 200 at once;
+   a new row requests a drain of the tenant's inbox after commit, a duplicate is
+   acknowledged and stores nothing.
 
 No session, no CSRF, no DRF: platforms are programs, and every answer is JSON (Adobe
 Commerce gets its `[{"op":"success"}]`). Each platform's specifics (signature, delivery
@@ -217,8 +221,15 @@ def receive(request: HttpRequest, platform: str, connection_uuid: uuid.UUID) -> 
     if receiver.is_ping(headers, body):
         return JsonResponse({"status": "ok"})
     if not receiver.verify(material, headers, body):
-        services.signature_failure_record(material.connection_id)
-        return _error(401, "invalid_signature", "The webhook signature is missing or wrong.")
+        # The material may be a few seconds old (a rotation, a new Adobe key): check again
+        # on fresh material before refusing.
+        fresh = services.verification_material(connection_uuid, fresh=True)
+        if fresh is None or not fresh.active or fresh.platform != platform:
+            return _error(404, "not_found", "No such connection.")
+        if fresh == material or not receiver.verify(fresh, headers, body):
+            services.signature_failure_record(material.connection_id)
+            return _error(401, "invalid_signature", "The webhook signature is missing or wrong.")
+        material = fresh
     try:
         payload = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -228,14 +239,17 @@ def receive(request: HttpRequest, platform: str, connection_uuid: uuid.UUID) -> 
     envelope = receiver.identify(headers, body, payload, request.GET)
     if receiver.requires_topic and not envelope.topic:
         return _error(400, "missing_topic", "The delivery does not say its topic.")
-    with tenant_context(material.tenant_id):
-        created = services.delivery_accept(
-            material=material,
-            delivery_id=bounded_id(envelope.delivery_id),
-            event_id=bounded_id(envelope.event_id),
-            topic=envelope.topic[:MAX_TOPIC_LENGTH],
-            triggered_at=envelope.triggered_at,
-            headers=kept_headers(headers),
-            body=body.decode("utf-8"),
-        )
+    try:
+        with tenant_context(material.tenant_id):
+            created = services.delivery_accept(
+                material=material,
+                delivery_id=bounded_id(envelope.delivery_id),
+                event_id=bounded_id(envelope.event_id),
+                topic=envelope.topic[:MAX_TOPIC_LENGTH],
+                triggered_at=envelope.triggered_at,
+                headers=kept_headers(headers),
+                body=body.decode("utf-8"),
+            )
+    except services.ConnectionGone:
+        return _error(404, "not_found", "No such connection.")
     return receiver.accepted(created=created)

@@ -26,6 +26,7 @@ import logging
 import re
 import secrets
 import statistics
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,12 +61,26 @@ PENDING_GRACE = timedelta(minutes=2)
 SWEEP_LEASE = timedelta(minutes=5)
 SWEEP_BATCH = 500
 MAX_ATTEMPTS = 8
+# Inbox drains (see "The inbox: drain"): a lease lives this long when its drain dies; one
+# drain task works this long or this many deliveries, then hands over to a new message
+# (fair to other tenants' work); a busy tenant gets up to DRAIN_SLOTS drains at once.
+DRAIN_LEASE = 30
+DRAIN_SECONDS = 10.0
+DRAIN_MAX = 2_000
+DRAIN_SLOTS = 2
+DRAIN_FAN_OUT_AFTER = 20
 RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 60 * 60
 # Verification material is cached so the hot path does not query per delivery. Rotation,
 # disconnection and credential updates delete the entry at once and again after commit.
 MATERIAL_TTL = 300
 MISSING_TTL = 30
+# ... and kept in each process for a few seconds in front of Redis (the Redis GET was ~10%
+# of an ack). A stale copy is safe: a signature that fails on it is checked again on fresh
+# material (a rotation works at once), and the inbox INSERT itself refuses a disconnected
+# connection (delivery_accept), so a disconnect answers 404 at once too.
+LOCAL_MATERIAL_TTL = 5.0
+LOCAL_MATERIAL_MAX = 10_000
 # last_delivery_at is written at most this often per connection (not once per delivery).
 TOUCH_INTERVAL = timedelta(minutes=1)
 SIGNATURE_FAILURE_HOURS = 24
@@ -509,9 +524,30 @@ def _dangerously_load_material(connection_id: uuid.UUID) -> VerificationMaterial
     )
 
 
-def verification_material(connection_id: uuid.UUID) -> VerificationMaterial | None:
-    """The connection's verification material, from the cache when it is there; None for an
-    id no connection has. A cache outage falls back to the database."""
+# connection id -> (expires at, on time.monotonic(); material). Unknown ids are not kept.
+_local_material: dict[str, tuple[float, VerificationMaterial]] = {}
+
+
+def verification_material(connection_id: uuid.UUID, *, fresh: bool = False) -> VerificationMaterial | None:
+    """The connection's verification material, from this process or the cache when it is
+    there (`fresh`: never this process's copy); None for an id no connection has. A cache
+    outage falls back to the database."""
+    local_key = str(connection_id)
+    if not fresh:
+        kept = _local_material.get(local_key)
+        if kept is not None and kept[0] > time.monotonic():
+            return kept[1]
+    material = _shared_material(connection_id)
+    if material is not None:
+        if len(_local_material) >= LOCAL_MATERIAL_MAX:
+            _local_material.clear()
+        _local_material[local_key] = (time.monotonic() + LOCAL_MATERIAL_TTL, material)
+    else:
+        _local_material.pop(local_key, None)
+    return material
+
+
+def _shared_material(connection_id: uuid.UUID) -> VerificationMaterial | None:
     key = _material_key(connection_id)
     try:
         cached = cache.get(key)
@@ -538,6 +574,7 @@ def _forget_material(connection_id: uuid.UUID) -> None:
     two would have re-read the old row and cached it again."""
 
     def forget() -> None:
+        _local_material.pop(str(connection_id), None)
         try:
             cache.delete(_material_key(connection_id))
         except Exception:
@@ -595,27 +632,74 @@ _INSERT_FIELDS = (
 )
 
 
-def _insert_ignoring_duplicates(values: dict[str, Any]) -> int | None:
-    """INSERT one inbox row unless (tenant, connection, delivery_id) exists; its id or None.
+class ConnectionGone(Exception):
+    """The connection was disconnected (or deleted) after its material was read: nothing
+    was stored, and the delivery is answered like an unknown connection (404)."""
 
-    Raw SQL because the ORM's `bulk_create(ignore_conflicts=True)` cannot say whether the
-    row was new, and only a new row may enqueue processing. One statement, one round trip.
-    """
+
+@lru_cache(maxsize=4)
+def _inbox_insert_sql(vendor: str) -> tuple[tuple[Any, ...], str, str]:
+    """(fields, liveness query, insert) for `_insert_ignoring_duplicates`, built once per
+    process: composing them took as long as running them."""
     meta = WebhookDelivery._meta
     quote = db_connection.ops.quote_name
-    fields = [f for f in meta.concrete_fields if f.name in _INSERT_FIELDS]
+    fields = tuple(f for f in meta.concrete_fields if f.name in _INSERT_FIELDS)
     by_name = {f.name: quote(str(f.column)) for f in meta.concrete_fields}
     columns = ", ".join(by_name[f.name] for f in fields)
     conflict = ", ".join(by_name[n] for n in ("tenant", "connection", "delivery_id"))
-    placeholders = ", ".join(["%s"] * len(fields))
-    # Table and column names come from the model's meta, never from input.
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders}) "  # noqa: S608
-        f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {by_name[meta.pk.name]}"
+    pk = by_name[meta.pk.name]
+    connection_meta = Connection._meta
+    # Table and column names come from the models' meta, never from input.
+    live = (
+        f"SELECT 1 FROM {quote(connection_meta.db_table)} WHERE {quote('tenant_id')} = %s "  # noqa: S608
+        f"AND {quote(str(connection_meta.pk.column))} = %s AND {quote('status')} = %s"
     )
+    if vendor == "postgresql":
+        # INSERT … SELECT takes the values from a SELECT list, so each is cast to its column.
+        casts = ", ".join(f"CAST(%s AS {f.db_type(db_connection)})" for f in fields)
+        insert = (
+            f"WITH live AS ({live}), "  # noqa: S608
+            f"ins AS (INSERT INTO {quote(meta.db_table)} ({columns}) SELECT {casts} FROM live "
+            f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {pk}) "
+            "SELECT (SELECT * FROM ins), EXISTS (SELECT 1 FROM live)"
+        )
+    else:
+        placeholders = ", ".join(["%s"] * len(fields))
+        insert = (
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders}) "  # noqa: S608
+            f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {pk}"
+        )
+    return fields, live, insert
+
+
+def _insert_ignoring_duplicates(values: dict[str, Any]) -> int | None:
+    """INSERT one inbox row unless (tenant, connection, delivery_id) exists; its id or None.
+    Raises ConnectionGone, storing nothing, when the connection is not active (any more).
+
+    Raw SQL because the ORM's `bulk_create(ignore_conflicts=True)` cannot say whether the
+    row was new, and only a new row may request processing. On Postgres one statement, one
+    round trip: the insert only happens when the connection row is active, and the answer
+    says which case it was, so the ack path never trusts cached material about that.
+    """
+    fields, live, insert = _inbox_insert_sql(db_connection.vendor)
     params = [f.get_db_prep_save(values[f.name], db_connection) for f in fields]
+    live_params = [
+        values["tenant"],
+        Connection._meta.pk.get_db_prep_save(values["connection"], db_connection),
+        Connection.State.ACTIVE.value,
+    ]
     with db_connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        if db_connection.vendor == "postgresql":
+            cursor.execute(insert, [*live_params, *params])
+            new_pk, active = cursor.fetchone()
+            if not active:
+                raise ConnectionGone
+            return new_pk
+        # The embedded SQLite demo: the same, in two statements.
+        cursor.execute(live, live_params)
+        if cursor.fetchone() is None:
+            raise ConnectionGone
+        cursor.execute(insert, params)
         row = cursor.fetchone()
     return row[0] if row else None
 
@@ -630,42 +714,122 @@ def delivery_accept(
     event_id: str = "",
     triggered_at: datetime | None = None,
 ) -> bool:
-    """Store one verified delivery; True when it is new (and its processing was enqueued),
-    False for a duplicate, which stores nothing."""
+    """Store one verified delivery; True when it is new (and a drain of the tenant's inbox
+    was requested after commit), False for a duplicate, which stores nothing. Raises
+    ConnectionGone when the connection is no longer active (nothing stored)."""
     now = timezone.now()
-    pk = _insert_ignoring_duplicates(
-        {
-            "tenant": material.tenant_id,
-            "connection": uuid.UUID(material.connection_id),
-            "delivery_id": delivery_id,
-            "event_id": event_id,
-            "topic": topic,
-            "received_at": now,
-            "triggered_at": triggered_at,
-            "headers": headers,
-            "body": body,
-            "status": Delivery.PENDING,
-            "attempts": 0,
-            "next_attempt_at": now + PENDING_GRACE,
-            "last_error": "",
-        }
-    )
+    try:
+        pk = _insert_ignoring_duplicates(
+            {
+                "tenant": material.tenant_id,
+                "connection": uuid.UUID(material.connection_id),
+                "delivery_id": delivery_id,
+                "event_id": event_id,
+                "topic": topic,
+                "received_at": now,
+                "triggered_at": triggered_at,
+                "headers": headers,
+                "body": body,
+                "status": Delivery.PENDING,
+                "attempts": 0,
+                "next_attempt_at": now + PENDING_GRACE,
+                "last_error": "",
+            }
+        )
+    except ConnectionGone:
+        _local_material.pop(material.connection_id, None)  # this process's copy was stale
+        raise
     if pk is None:
         return False
     tenant_id = material.tenant_id
-    transaction.on_commit(lambda: delivery_enqueue(tenant_id=tenant_id, delivery_pk=pk))
+    transaction.on_commit(lambda: delivery_request_drain(tenant_id=tenant_id))
     return True
 
 
 def delivery_enqueue(*, tenant_id: int, delivery_pk: int) -> None:
-    """Send the row to a worker. A broker outage is logged, not raised: the row is stored
-    and the sweeper enqueues it again."""
+    """Send one row to a worker (the sweeper, replays). A broker outage is logged, not
+    raised: the row is stored and the sweeper enqueues it again."""
     from integrations.tasks import process_delivery
 
     try:
         process_delivery.delay(tenant_id, delivery_pk)
     except Exception:
         logger.exception("could not enqueue delivery %s; the sweeper will", delivery_pk)
+
+
+# --- The inbox: drain -------------------------------------------------------------------------
+# New deliveries are not sent to workers one message each (a Celery publish was the largest
+# part of an ack). The inbox row is the work item: a drain task claims the tenant's pending
+# rows one by one (FOR UPDATE SKIP LOCKED) until none is left. The ack path requests a drain
+# with one atomic "add" in the shared cache (a lease per tenant) and publishes a message only
+# when it took the lease, so a busy tenant costs one message per drain, not per delivery.
+#
+# Why no delivery is left behind: the ack adds the lease after its INSERT committed. If the
+# add fails, a drain holds the lease; that drain deletes the lease *before* its final look
+# for pending rows, so that look sees the row (or another drain has it locked). A drain
+# that dies leaves the lease to expire (DRAIN_LEASE) and its rows to the sweeper.
+
+
+def _drain_key(tenant_id: int, slot: int) -> str:
+    return f"integrations:drain:{tenant_id}:{slot}"
+
+
+@lru_cache(maxsize=1)
+def _shared_leases() -> bool:
+    """Leases need a cache every process shares (Redis). The embedded demo's in-process
+    cache is not: there every delivery sends its own drain message."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    return isinstance(caches["default"], RedisCache)
+
+
+def _publish_drain(tenant_id: int, slot: int) -> bool:
+    from integrations.tasks import drain_inbox
+
+    try:
+        drain_inbox.delay(tenant_id, slot)
+    except Exception:
+        logger.exception("could not request an inbox drain for tenant %s; the sweeper will", tenant_id)
+        _release_drain(tenant_id, slot)  # let the next delivery try again
+        return False
+    return True
+
+
+def _take_drain(tenant_id: int, slot: int) -> bool:
+    if not _shared_leases():
+        return True
+    try:
+        return bool(cache.add(_drain_key(tenant_id, slot), 1, DRAIN_LEASE))
+    except Exception:
+        logger.warning("cache unavailable; requesting an inbox drain for tenant %s anyway", tenant_id)
+        return True
+
+
+def _release_drain(tenant_id: int, slot: int) -> None:
+    if not _shared_leases():
+        return
+    try:
+        cache.delete(_drain_key(tenant_id, slot))
+    except Exception:
+        logger.warning("cache unavailable; the drain lease of tenant %s expires by itself", tenant_id)
+
+
+def _refresh_drain(tenant_id: int, slot: int) -> None:
+    if not _shared_leases():
+        return
+    try:
+        cache.set(_drain_key(tenant_id, slot), 1, DRAIN_LEASE)
+    except Exception:
+        logger.warning("cache unavailable; could not extend the drain lease of tenant %s", tenant_id)
+
+
+def delivery_request_drain(*, tenant_id: int) -> bool:
+    """After a new inbox row committed: make sure a drain of the tenant's inbox will see it.
+    True when this call sent the drain message (False: a running drain will)."""
+    if not _take_drain(tenant_id, 0):
+        return False
+    return _publish_drain(tenant_id, 0)
 
 
 # --- The inbox: process ---------------------------------------------------------------------
@@ -681,7 +845,7 @@ def _claim(tenant: Tenant, delivery_pk: int) -> WebhookDelivery | None:
     # the rolled-back work, leaving the row for the sweeper.
     return (
         WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-        .select_related("connection")
+        .select_related("connection__tenant")  # upserts may create customers of the tenant
         .filter(tenant=tenant, pk=delivery_pk, status__in=[Delivery.PENDING, Delivery.RETRYING])
         .first()
     )
@@ -717,35 +881,100 @@ def _settle(delivery: WebhookDelivery, status: str, error: str = "", now: dateti
         delivery.processed_at = now
 
 
-def delivery_process(*, tenant: Tenant, delivery_pk: int) -> str | None:
-    """Process one inbox row; returns its new status, or None when there was nothing to do
-    (already processed, or another worker holds it). Safe to call any number of times."""
+def _process_claimed(delivery: WebhookDelivery) -> None:
+    """Process a claimed (locked) row and record its outcome, in the caller's transaction."""
     from integrations.normalize import normalize
     from integrations.normalized import PayloadError
 
+    delivery.attempts += 1
+    connection = delivery.connection
+    if not connection.is_active:
+        _settle(
+            delivery,
+            Delivery.IGNORED,
+            "The connection was disconnected before this delivery was processed.",
+        )
+    elif _is_fanout_copy(delivery):
+        _settle(
+            delivery,
+            Delivery.IGNORED,
+            f"A copy of event {delivery.event_id} was already processed.",
+        )
+    else:
+        _apply(delivery, normalize, PayloadError)
+    delivery.save(update_fields=["status", "attempts", "last_error", "next_attempt_at", "processed_at"])
+
+
+def delivery_process(*, tenant: Tenant, delivery_pk: int) -> str | None:
+    """Process one inbox row; returns its new status, or None when there was nothing to do
+    (already processed, or another worker holds it). Safe to call any number of times."""
     with transaction.atomic():
         delivery = _claim(tenant, delivery_pk)
         if delivery is None:
             return None
-        delivery.attempts += 1
-        connection = delivery.connection
-        if not connection.is_active:
-            _settle(
-                delivery,
-                Delivery.IGNORED,
-                "The connection was disconnected before this delivery was processed.",
-            )
-        elif _is_fanout_copy(delivery):
-            _settle(
-                delivery,
-                Delivery.IGNORED,
-                f"A copy of event {delivery.event_id} was already processed.",
-            )
-        else:
-            _apply(delivery, normalize, PayloadError)
-        delivery.save(update_fields=["status", "attempts", "last_error", "next_attempt_at", "processed_at"])
+        _process_claimed(delivery)
     _touch_connection(delivery)
     return delivery.status
+
+
+def _drain_one(tenant: Tenant) -> WebhookDelivery | None:
+    """Claim the tenant's oldest pending row that no one else holds, process it, commit."""
+    with transaction.atomic():
+        # Oldest first, by the partial index delivery_due; SKIP LOCKED lets drains run side
+        # by side. Retrying rows wait for their backoff: the sweeper sends those.
+        delivery = (
+            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("connection__tenant")
+            .filter(tenant=tenant, status=Delivery.PENDING)
+            .order_by("next_attempt_at")
+            .first()
+        )
+        if delivery is None:
+            return None
+        _process_claimed(delivery)
+    return delivery
+
+
+def delivery_drain(*, tenant: Tenant, slot: int = 0) -> int:
+    """Process the tenant's pending deliveries until none is left (see "The inbox: drain");
+    returns how many. Safe to run any number of times, side by side."""
+    deadline = time.monotonic() + DRAIN_SECONDS
+    processed = 0
+    newest: dict[Any, WebhookDelivery] = {}  # per connection, for last_delivery_at
+    fanned_out = slot != 0 or not _shared_leases()
+    released = False
+    try:
+        while True:
+            delivery = _drain_one(tenant)
+            if delivery is None:
+                if released:
+                    break
+                # Let go first, then look once more: a delivery whose ack found the lease
+                # taken committed before this point, so the look finds it.
+                _release_drain(tenant.pk, slot)
+                released = True
+                continue
+            released = False
+            processed += 1
+            newest[delivery.connection_id] = delivery
+            if not fanned_out and processed >= DRAIN_FAN_OUT_AFTER:
+                fanned_out = True  # a backlog: let more worker processes help
+                for extra in range(1, DRAIN_SLOTS):
+                    if _take_drain(tenant.pk, extra):
+                        _publish_drain(tenant.pk, extra)
+            if processed >= DRAIN_MAX or time.monotonic() >= deadline:
+                # Hand over to a new message (other tenants' tasks get their turn), keeping
+                # the lease so acks meanwhile send nothing.
+                _refresh_drain(tenant.pk, slot)
+                _publish_drain(tenant.pk, slot)
+                break
+    except Exception:
+        _release_drain(tenant.pk, slot)  # the next delivery requests a new drain
+        raise
+    finally:
+        for delivery in newest.values():
+            _touch_connection(delivery)
+    return processed
 
 
 def _apply(delivery: WebhookDelivery, normalize: Any, payload_error: type[Exception]) -> None:
@@ -757,12 +986,13 @@ def _apply(delivery: WebhookDelivery, normalize: Any, payload_error: type[Except
         _settle(delivery, Delivery.DEAD, f"The stored body is not JSON: {exc}")
         return
     try:
-        with transaction.atomic():
-            records = normalize(connection.platform, delivery.topic, payload)
-            if records:
-                from integrations import upsert
+        # normalize is pure, and upsert.apply is atomic (a savepoint here): a failure rolls
+        # back its writes and leaves the claim's transaction usable for the outcome.
+        records = normalize(connection.platform, delivery.topic, payload)
+        if records:
+            from integrations import upsert
 
-                upsert.apply(connection=connection, records=records, received_at=delivery.received_at)
+            upsert.apply(connection=connection, records=records, received_at=delivery.received_at)
     except payload_error as exc:
         _settle(delivery, Delivery.DEAD, str(exc) or "The payload lacks a required field.")
     except Exception as exc:

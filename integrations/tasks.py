@@ -12,12 +12,20 @@ from integrations import services
 @shared_task(name="integrations.process_delivery", ignore_result=True, acks_late=True)
 @tenant_task
 def process_delivery(tenant: Tenant, delivery_pk: int) -> str | None:
-    """Process one inbox row (enqueued after commit by the ack path, a replay or the sweep).
+    """Process one inbox row (enqueued after commit by a replay or the sweep).
 
     Retries are rows, not Celery retries: a failure leaves the row `retrying` with its
     `next_attempt_at`, and the sweeper enqueues it again when that time comes.
     """
     return services.delivery_process(tenant=tenant, delivery_pk=delivery_pk)
+
+
+@shared_task(name="integrations.drain_inbox", ignore_result=True, acks_late=True)
+@tenant_task
+def drain_inbox(tenant: Tenant, slot: int = 0) -> int:
+    """Process the tenant's pending deliveries until none is left (requested by the ack path
+    once per drain, not per delivery; see services "The inbox: drain")."""
+    return services.delivery_drain(tenant=tenant, slot=slot)
 
 
 @shared_task(name="integrations.sweep_inbox", ignore_result=True)

@@ -45,6 +45,10 @@ Rules:
   non-cancelled orders (VIP: lifetime value total − refunded ≥ 1,000 in whatever currency,
   or ≥ 10 orders; repeat: ≥ 2 orders; else new) and only ever raised, through
   tickets.services.customer_update (so open tickets get their SLA re-evaluated).
+- SLA: when an order's value, refunds, payment or fulfillment status, placed or cancelled
+  time changed, the open tickets linked to it are re-matched against the SLA policies
+  (tickets.services_order_sla; nothing runs unless a policy has order conditions). A stale
+  or repeated record changes no field, so it re-matches nothing.
 - Privacy (NRedact): the customer (found by platform id, then email) loses email, name,
   phone, note and all external ids; their orders (linked to them anywhere in the tenant,
   listed in the request, or of this connection with their email) lose email, phone,
@@ -62,10 +66,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import connection as db_connection
+from django.db import models, transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
@@ -125,6 +130,9 @@ ORDER_FIELDS = (
     "tags",
     "note",
 )
+# Order fields SLA policy conditions read (tickets.policy): a change re-matches the open
+# tickets linked to the order (refunded_total too, see _recompute_refunded).
+SLA_FIELDS = frozenset({"total", "currency", "financial_status", "fulfillment_status", "placed_at", "cancelled_at"})
 ORDER_PII = frozenset({"email", "phone", "shipping_address", "billing_address", "note"})
 SHIPPED = frozenset({"in_transit", "out_for_delivery", "pickup_ready", "attempt_failed", "delivered"})
 
@@ -136,6 +144,7 @@ class _Run:
     counts: Counter = field(default_factory=Counter)
     customers: set[int] = field(default_factory=set)
     touched: set[tuple[str, int]] = field(default_factory=set)  # (kind, id) notices may announce
+    sla_orders: set[int] = field(default_factory=set)  # orders whose SLA facts changed
 
     @property
     def tenant_id(self) -> int:
@@ -168,6 +177,10 @@ def apply(*, connection: Connection, records: Iterable[Record], received_at: dat
             raise TypeError(f"not a normalised record: {type(record).__name__}")
     for customer_id in sorted(run.customers):
         _raise_tier(run, customer_id)
+    if run.sla_orders:
+        from tickets.services_order_sla import sla_reevaluate_for_orders
+
+        sla_reevaluate_for_orders(tenant_id=run.tenant_id, order_ids=run.sla_orders)
     if run.touched:
         # Customer notices for what changed, in this transaction (rows first, Invariant 4).
         from integrations.notices_events import emit_for_run
@@ -180,16 +193,44 @@ def apply(*, connection: Connection, records: Iterable[Record], received_at: dat
 
 
 def _lock_or_create(model: type[models.Model], create: bool, **lookup: Any) -> tuple[Any, bool]:
-    """The row for `lookup`, locked; made when missing and `create` (race-safe)."""
+    """The row for `lookup`, locked; made when missing and `create` (race-safe).
+
+    `lookup` names exactly the fields of the model's unique constraint."""
     query = model._default_manager.select_for_update().filter(**lookup)
     row = query.first()
     if row is not None or not create:
         return row, False
-    try:
-        with transaction.atomic():
-            return model._default_manager.create(**lookup), True
-    except IntegrityError:
-        return query.get(), False
+    made = _insert_unless_exists(model, lookup)
+    if made is not None:
+        return made, True
+    return query.get(), False  # a concurrent delivery made it a moment ago
+
+
+def _insert_unless_exists(model: type[models.Model], lookup: dict[str, Any]) -> Any | None:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new row (ours, so locked until
+    commit), or None when it exists. Instead of a savepoint around create() (two more round
+    trips per new order, fulfillment or refund, and the worker makes many)."""
+    obj = model(**lookup)
+    meta = model._meta
+    quote = db_connection.ops.quote_name
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    conflict = ", ".join(quote(str(cast(models.Field, meta.get_field(name)).column)) for name in lookup)
+    params = [f.get_db_prep_save(f.pre_save(obj, True), db_connection) for f in fields]
+    # Table and column names come from the model's meta, never from input.
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) "  # noqa: S608
+        f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {quote(str(meta.pk.column))}"
+    )
+    with db_connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    obj.pk = found[0]
+    obj._state.adding = False
+    obj._state.db = db_connection.alias
+    return obj
 
 
 def _fit(model: type[models.Model], name: str, value: Any) -> Any:
@@ -293,6 +334,8 @@ def _apply_order(run: _Run, rec: NOrder) -> None:
         if changed:
             order.updated_at = timezone.now()
             order.save(update_fields=[*changed, "updated_at"])
+            if SLA_FIELDS.intersection(changed):
+                run.sla_orders.add(order.pk)
         lines_changed = False
         if rec.provided is None or "lines" in rec.provided:
             lines_changed = _replace_lines(run, order, rec.lines)
@@ -308,7 +351,10 @@ def _apply_order(run: _Run, rec: NOrder) -> None:
         _apply_fulfillment(run, fulfillment, order=order)
     for refund in rec.refunds:
         _apply_refund(run, refund, order=order, recompute=False)
-    _recompute_refunded(order, reported=rec.refunded_total if applies else None)
+    # A row this record just made has no refund rows yet (save the ones it carries).
+    no_rows = created and not rec.refunds
+    if _recompute_refunded(order, reported=rec.refunded_total if applies else None, no_rows=no_rows):
+        run.sla_orders.add(order.pk)
     if order.customer_id is not None:
         run.customers.add(order.customer_id)
 
@@ -317,6 +363,7 @@ def _replace_lines(run: _Run, order: Order, lines: list[NLine]) -> bool:
     existing = {line.external_id: line for line in OrderLine.objects.filter(tenant_id=run.tenant_id, order=order)}
     wanted = {line.external_id: line for line in lines}  # a repeated id: the last one wins
     changed = False
+    new_lines = []
     for external_id, line in wanted.items():
         values = {
             "sku": _fit(OrderLine, "sku", line.sku),
@@ -328,16 +375,19 @@ def _replace_lines(run: _Run, order: Order, lines: list[NLine]) -> bool:
         }
         row = existing.get(external_id)
         if row is None:
-            OrderLine.objects.create(
-                tenant_id=run.tenant_id,
-                order=order,
-                external_id=_fit(OrderLine, "external_id", external_id),
-                **values,
+            new_lines.append(
+                OrderLine(
+                    tenant_id=run.tenant_id,
+                    order=order,
+                    external_id=_fit(OrderLine, "external_id", external_id),
+                    **values,
+                )
             )
             changed = True
         elif fields := _changes(row, values):
             row.save(update_fields=fields)
             changed = True
+    OrderLine.objects.bulk_create(new_lines)  # one INSERT for every new line
     gone = [row.pk for external_id, row in existing.items() if external_id not in wanted]
     if gone:
         OrderLine.objects.filter(tenant_id=run.tenant_id, pk__in=gone).delete()
@@ -345,13 +395,21 @@ def _replace_lines(run: _Run, order: Order, lines: list[NLine]) -> bool:
     return changed
 
 
-def _recompute_refunded(order: Order, reported: Decimal | None = None) -> None:
-    rows = Refund.objects.filter(tenant_id=order.tenant_id, order=order).aggregate(s=Sum("amount"))["s"]
+def _recompute_refunded(order: Order, reported: Decimal | None = None, no_rows: bool = False) -> bool:
+    """Set refunded_total from the refund rows (see the module doc); True when it changed.
+    `no_rows`: the caller knows there are none (a new order), so they are not summed."""
+    rows = (
+        None
+        if no_rows
+        else Refund.objects.filter(tenant_id=order.tenant_id, order=order).aggregate(s=Sum("amount"))["s"]
+    )
     floor = _fit(Order, "refunded_total", reported) if reported is not None else order.refunded_total
     total = max(rows or Decimal("0"), floor or Decimal("0"))
-    if order.refunded_total != total:
-        order.refunded_total = total
-        order.save(update_fields=["refunded_total"])
+    if order.refunded_total == total:
+        return False
+    order.refunded_total = total
+    order.save(update_fields=["refunded_total"])
+    return True
 
 
 # --- Customers -------------------------------------------------------------------------
@@ -363,7 +421,10 @@ def _link_customer(run: _Run, incoming: NCustomer) -> Customer | None:
     tenant_customers = Customer.objects.filter(tenant_id=run.tenant_id)
     customer = None
     if incoming.external_id:
-        customer = tenant_customers.filter(**{f"external_ids__{run.key}": incoming.external_id}).order_by("pk").first()
+        # No index can serve a JSON key lookup; without ORDER BY the planner reads only this
+        # tenant's customers (tenant_id index) instead of walking the primary key of all.
+        found = tenant_customers.filter(**{f"external_ids__{run.key}": incoming.external_id}).order_by()[:1]
+        customer = next(iter(found), None)
     email = incoming.email.strip().lower()[:254]
     if customer is None and email:
         customer = tenant_customers.filter(email=email).order_by("pk").first()
@@ -371,15 +432,13 @@ def _link_customer(run: _Run, incoming: NCustomer) -> Customer | None:
         if not email and not incoming.phone:
             return None
         try:
-            with transaction.atomic():
-                customer = customer_get_or_create(
-                    tenant=run.connection.tenant,
-                    email=email,
-                    name=incoming.name,
-                    phone=incoming.phone,
-                )
-        except IntegrityError:  # made by a concurrent delivery a moment ago
-            customer = tenant_customers.filter(email=email).order_by("pk").first()
+            # Race-safe without a savepoint: an INSERT … ON CONFLICT for emails.
+            customer = customer_get_or_create(
+                tenant=run.connection.tenant,
+                email=email,
+                name=incoming.name,
+                phone=incoming.phone,
+            )
         except ValidationError:
             return None
         if customer is None:
@@ -513,8 +572,8 @@ def _apply_refund(run: _Run, rec: NRefund, order: Order | None = None, recompute
     _count(run, created, bool(changed))
     if created:
         run.touched.add(("refund", row.pk))
-    if recompute:
-        _recompute_refunded(order)
+    if recompute and _recompute_refunded(order):
+        run.sla_orders.add(order.pk)
 
 
 def _apply_return(run: _Run, rec: NReturn) -> None:

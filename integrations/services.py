@@ -664,10 +664,12 @@ def _inbox_insert_sql(vendor: str) -> tuple[tuple[Any, ...], str, str]:
             "SELECT (SELECT * FROM ins), EXISTS (SELECT 1 FROM live)"
         )
     else:
+        # SQLite: INSERT … SELECT … WHERE EXISTS (the WHERE also settles SQLite's parse of
+        # ON CONFLICT after a SELECT); only "no row" needs a second look.
         placeholders = ", ".join(["%s"] * len(fields))
         insert = (
-            f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders}) "  # noqa: S608
-            f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {pk}"
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT {placeholders} "  # noqa: S608
+            f"WHERE EXISTS ({live}) ON CONFLICT ({conflict}) DO NOTHING RETURNING {pk}"
         )
     return fields, live, insert
 
@@ -695,13 +697,15 @@ def _insert_ignoring_duplicates(values: dict[str, Any]) -> int | None:
             if not active:
                 raise ConnectionGone
             return new_pk
-        # The embedded SQLite demo: the same, in two statements.
+        # The embedded SQLite demo: a second statement only when nothing was inserted.
+        cursor.execute(insert, [*params, *live_params])
+        row = cursor.fetchone()
+        if row is not None:
+            return row[0]
         cursor.execute(live, live_params)
         if cursor.fetchone() is None:
             raise ConnectionGone
-        cursor.execute(insert, params)
-        row = cursor.fetchone()
-    return row[0] if row else None
+    return None
 
 
 def delivery_accept(

@@ -934,6 +934,14 @@ def main(argv: list[str] | None = None) -> int:
     args.redis_url = bench_redis_url(redis_url(), args.redis_db)
 
     only = {s.strip() for s in args.only.split(",") if s.strip()}
+    if "notices" in only:  # its own small tenant, SMTP sink and worker (bench/notices.py)
+        from bench import notices as notices_bench
+
+        os.environ["REDIS_URL"] = args.redis_url
+        notices_bench.run()
+        only.discard("notices")
+        if not only:
+            return 0
     all_sc = [sc for sc in scenarios() if not only or sc.name in only]
     run_sweep = not only or "sweep" in only
     print(f"Storedesk bench — {describe_db()}, Redis {args.redis_url}")

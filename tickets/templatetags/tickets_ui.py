@@ -94,6 +94,14 @@ def event_line(event) -> SafeString:
         return format_html('<span class="danger-text">{} SLA breached</span>', _metric(d))
     if kind == "sla_warning":
         return format_html('<span class="warn-text">{} SLA due soon</span>', _metric(d))
+    if kind == "shipment_delayed":
+        tracking = f" ({d['tracking_number']})" if d.get("tracking_number") else ""
+        return format_html(
+            '<span class="warn-text">Shipment of order {}{} is late</span>: {}',
+            d.get("order", ""),
+            tracking,
+            str(d.get("reason", "")).lower() or "no carrier scan",
+        )
     if kind == "checklist":
         verb = "ticked" if d.get("ticked") else "unticked"
         return format_html("<strong>{}</strong> {} “{}”", who, verb, d.get("item", ""))

@@ -63,23 +63,3 @@ class NoticeRuleForm(forms.Form):
         self.fields["template"].label = f"{NoticeEvent(event).label}: template"
         self.fields["enabled"].label = f"{NoticeEvent(event).label}: on"
         self.fields["delay_minutes"].label = f"{NoticeEvent(event).label}: delay in minutes"
-
-
-class NoticeTemplateForm(forms.Form):
-    name = forms.CharField(max_length=120, label="Name", help_text="E.g. “Your order has shipped”.")
-    language = forms.ChoiceField(label="Language")
-    subject = forms.CharField(
-        max_length=250, label="Email subject", help_text="E.g. Your order {{ order.name }} is on its way"
-    )
-    body = forms.CharField(
-        label="Message",
-        widget=forms.Textarea(attrs={"rows": 10}),
-        help_text="Variables: {{ customer.first_name }}, {{ order.name }}, {{ fulfillment.tracking_url }}, "
-        "{{ links.survey }}, {{ links.unsubscribe }} …",
-    )
-
-    def __init__(self, *args, **kwargs) -> None:
-        from helpdesk.models import LANGUAGES
-
-        super().__init__(*args, **kwargs)
-        self.fields["language"].choices = LANGUAGES  # type: ignore[attr-defined]

@@ -6,7 +6,6 @@ from integrations import views_notices as v
 
 urlpatterns = [
     path("settings/notices/", v.settings_notices, name="settings_notices"),
-    path("settings/notices/templates/new/", v.notice_template_new, name="settings_notice_template_new"),
     path("settings/notices/log/", v.notice_log, name="settings_notice_log"),
     path("settings/notices/log/<int:pk>/release/", v.notice_release, name="settings_notice_release"),
     path("tickets/<int:number>/notices/", v.ticket_notices, name="ticket_notices"),

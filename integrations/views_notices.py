@@ -22,10 +22,9 @@ from helpdesk.services import actor_from_request
 from helpdesk.tenancy import TenantHttpRequest, get_for_tenant
 from helpdesk.views.decorators import role_required
 from integrations import notices
-from integrations.forms_notices import NoticeRuleForm, NoticeSettingsForm, NoticeTemplateForm
+from integrations.forms_notices import NoticeRuleForm, NoticeSettingsForm
 from integrations.forms_orders import apply_service_errors
 from integrations.notices_models import Notice, NoticeEvent, NoticeRule
-from playbooks import services as playbook_services
 from playbooks.models import ReplyTemplate
 from tickets.models import Customer, Ticket
 
@@ -105,34 +104,6 @@ def settings_notices(request: TenantHttpRequest, tenant_slug: str) -> HttpRespon
             ).exists(),
         },
         status=status,
-    )
-
-
-@role_required(Role.LEAD)
-@require_http_methods(["GET", "POST"])
-def notice_template_new(request: TenantHttpRequest, tenant_slug: str) -> HttpResponse:
-    form = NoticeTemplateForm(request.POST or None, initial={"language": request.tenant.default_language})
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        language = data["language"]
-        try:
-            playbook_services.template_save(
-                tenant=request.tenant,
-                actor=actor_from_request(request),
-                name=data["name"],
-                kind=ReplyTemplate.Kind.NOTICE,
-                variants={language: {"subject": data["subject"], "body": data["body"]}},
-            )
-        except ValidationError as exc:
-            apply_service_errors(form, exc, {f"{language}-subject": "subject", f"{language}-body": "body"})
-        else:
-            messages.success(request, f"Notice template “{data['name']}” saved. Choose it for an event below.")
-            return redirect("settings_notices", tenant_slug=tenant_slug)
-    return render(
-        request,
-        "integrations/notices/template_new.html",
-        {"form": form, "active": "notices"},
-        status=400 if request.method == "POST" else 200,
     )
 
 

@@ -477,12 +477,16 @@ def test_bad_settings_are_form_errors_and_change_nothing(lead_client, store):
 
 def test_a_lead_writes_a_new_notice_template(lead_client, store):
     cast, *_ = store
-    url = reverse("settings_notice_template_new", args=[cast.tenant.slug])
+    # The one template editor (Playbooks → Customer notices), linked from the notices settings.
+    settings_page = lead_client.get(reverse("settings_notices", args=[cast.tenant.slug]))
+    url = reverse("playbook_template_new", args=[cast.tenant.slug]) + "?kind=notice"
+    assert url.encode() in settings_page.content
     assert lead_client.get(url).status_code == 200
-    bad = lead_client.post(url, {"name": "X", "language": "en", "subject": "Hi", "body": "{{ nope }}"})
+    bad = lead_client.post(url, {"kind": "notice", "name": "X", "en-subject": "Hi", "en-body": "{{ nope }}"})
     assert bad.status_code == 400 and b"unknown variable" in bad.content
     ok = lead_client.post(
-        url, {"name": "Back in stock", "language": "en", "subject": "Hi", "body": "Hi {{ customer.first_name }}"}
+        url,
+        {"kind": "notice", "name": "Back in stock", "en-subject": "Hi", "en-body": "Hi {{ customer.first_name }}"},
     )
     assert ok.status_code == 302
     assert ReplyTemplate.objects.filter(tenant=cast.tenant, kind="notice", name="Back in stock").exists()
@@ -538,7 +542,6 @@ def test_outsider_gets_404_on_every_notice_page_and_changes_nothing(outsider_cli
     slug = cast.tenant.slug
     urls = [
         reverse("settings_notices", args=[slug]),
-        reverse("settings_notice_template_new", args=[slug]),
         reverse("settings_notice_log", args=[slug]),
         reverse("settings_notice_release", args=[slug, held.pk]),
         reverse("ticket_notices", args=[slug, ticket.number]),

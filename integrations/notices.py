@@ -71,6 +71,7 @@ SWEEP_LEASE = timedelta(minutes=5)
 SENDING_LEASE = timedelta(minutes=10)
 SWEEP_BATCH = 2000
 SEND_BATCH = 100
+SETTLE_BATCH = 50  # sent notices recorded per UPDATE
 INSERT_CHUNK = 500
 UNSUBSCRIBE_SALT = "storedesk.notices.unsubscribe"
 
@@ -559,6 +560,21 @@ def _settle(notice: Notice, **values: Any) -> None:
     Notice.objects.filter(tenant_id=notice.tenant_id, pk=notice.pk, status=State.SENDING).update(**values)
 
 
+def _settle_sent(sent: list[Notice]) -> None:
+    """Mark these notices sent in one statement (each keeps its own time and Message-ID)."""
+    if not sent:
+        return
+    now = timezone.now()
+    for notice in sent:
+        notice.status = State.SENT
+        notice.next_attempt_at = None
+        notice.message_id = notice.message_id[:250]
+        notice.last_error = ""
+        notice.updated_at = now
+    Notice.objects.bulk_update(sent, ["status", "sent_at", "next_attempt_at", "message_id", "last_error", "updated_at"])
+    sent.clear()
+
+
 class _NoticeEmail(EmailMessage):
     def message(self, *, policy: Any = None) -> Any:
         # RFC 5322 allows 998-character lines; at 78 the List-Unsubscribe URL (one long token)
@@ -608,6 +624,7 @@ def notices_send(*, tenant: Tenant, notice_ids: Sequence[int], now: datetime | N
     suppressed = suppressed_among(tenant.pk, (n.recipient for n in notices))
     mailer = mailers.default
     retry_ids: list[tuple[int, float]] = []
+    sent: list[Notice] = []
     try:
         for notice in notices:
             if notice.recipient in suppressed:
@@ -647,17 +664,17 @@ def notices_send(*, tenant: Tenant, notice_ids: Sequence[int], now: datetime | N
                     counts["retrying"] += 1
                 logger.warning("notice %s: %s (%s)", notice.pk, kind, text)
                 continue
-            _settle(
-                notice,
-                status=State.SENT,
-                sent_at=timezone.now(),
-                next_attempt_at=None,
-                message_id=notice.message_id[:250],
-                last_error="",
-            )
+            notice.sent_at = timezone.now()
+            sent.append(notice)
             counts["sent"] += 1
+            if len(sent) >= SETTLE_BATCH:
+                _settle_sent(sent)
     finally:
         mailer.close()
+        # Sent rows are recorded in batches (one UPDATE, one commit, instead of one per
+        # email). A crash before this leaves them `sending`, which the sweep fails and never
+        # resends: at most one send per key either way.
+        _settle_sent(sent)
     # The retry is a row with a due time; the countdown message is only the fast path.
     for pk, seconds in retry_ids:
         transaction.on_commit(partial(_enqueue_sends, tenant.pk, [pk], countdown=seconds))

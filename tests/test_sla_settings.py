@@ -438,6 +438,7 @@ def test_the_policy_list_runs_a_fixed_number_of_queries(lead_client, cast):
             assert lead_client.get(url("settings_sla_policies")).status_code == 200
         return len(queries)
 
+    count()  # warm the per-member access cache, as every later page finds it
     one = count()
     for n in range(4):
         sla_policy_create(

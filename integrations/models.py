@@ -92,6 +92,12 @@ class WebhookDelivery(TenantOwnedModel):
                 condition=Q(status__in=["pending", "retrying"]),
             ),
             models.Index(fields=["tenant", "connection", "status"], name="delivery_status"),
+            # Shopify sends copies of one event to each subscription: the copy check by event id.
+            models.Index(
+                fields=["tenant", "connection", "event_id", "topic"],
+                name="delivery_event",
+                condition=~Q(event_id=""),
+            ),
         ]
 
 

@@ -415,15 +415,25 @@ def _recompute_refunded(order: Order, reported: Decimal | None = None, no_rows: 
 # --- Customers -------------------------------------------------------------------------
 
 
+def by_platform_id(key: str, external_id: str) -> Q:
+    """Customers whose `external_ids[key]` is `external_id`.
+
+    On Postgres as containment (`@>`), which the (tenant_id, external_ids) GIN index serves
+    (tickets migration 0007); SQLite (the demo) has no JSON containment, so it looks the
+    key up directly.
+    """
+    if db_connection.vendor == "postgresql":
+        return Q(external_ids__contains={key: external_id})
+    return Q(**{f"external_ids__{key}": external_id})
+
+
 def _link_customer(run: _Run, incoming: NCustomer) -> Customer | None:
     # Customer emails are stored lower-cased, so an exact match uses the (tenant, email)
     # unique index; iexact (UPPER(email)) scanned every tenant's customers.
     tenant_customers = Customer.objects.filter(tenant_id=run.tenant_id)
     customer = None
     if incoming.external_id:
-        # No index can serve a JSON key lookup; without ORDER BY the planner reads only this
-        # tenant's customers (tenant_id index) instead of walking the primary key of all.
-        found = tenant_customers.filter(**{f"external_ids__{run.key}": incoming.external_id}).order_by()[:1]
+        found = tenant_customers.filter(by_platform_id(run.key, incoming.external_id)).order_by()[:1]
         customer = next(iter(found), None)
     email = incoming.email.strip().lower()[:254]
     if customer is None and email:
@@ -650,7 +660,7 @@ def _apply_redact(run: _Run, rec: NRedact) -> None:
 
     who = Q(pk__in=[])
     if rec.customer_external_id:
-        who |= Q(**{f"external_ids__{run.key}": rec.customer_external_id})
+        who |= by_platform_id(run.key, rec.customer_external_id)
     if rec.customer_email:
         who |= Q(email=rec.customer_email.strip().lower())
     customers = list(Customer.objects.select_for_update().filter(tenant_id=run.tenant_id).filter(who))
@@ -696,7 +706,7 @@ def _apply_data_request(run: _Run, rec: NDataRequest) -> None:
     customer = None
     if rec.customer_external_id:
         customer = Customer.objects.filter(
-            tenant_id=run.tenant_id, **{f"external_ids__{run.key}": rec.customer_external_id}
+            by_platform_id(run.key, rec.customer_external_id), tenant_id=run.tenant_id
         ).first()
     if customer is None and rec.customer_email:
         customer = Customer.objects.filter(tenant_id=run.tenant_id, email=rec.customer_email.strip().lower()).first()

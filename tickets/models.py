@@ -225,6 +225,8 @@ class Ticket(TenantOwnedModel):
             models.Index(fields=["tenant", "ticket_type", "-id"], name="ticket_type_recent"),
             models.Index(fields=["tenant", "assignee", "-id"], name="ticket_assignee_recent"),
             models.Index(fields=["tenant", "updated_at", "id"], name="ticket_updated"),
+            # Order events re-match the SLA of the open tickets linked to that order.
+            models.Index(fields=["tenant", "order"], name="ticket_order", condition=Q(order__isnull=False)),
         ]
 
     def __str__(self) -> str:

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -41,6 +42,9 @@ def run_worker(extra_env: dict[str, str] | None = None) -> Iterator[str]:
         "STOREDESK_TEST_QUEUE": queue,
         **(extra_env or {}),
     }
+    # The worker's own log goes to a file (a pipe nobody reads would block a chatty worker);
+    # it is printed when the test fails, so a worker that never started says why.
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed below, after the worker stops
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
         [
             sys.executable,
@@ -59,8 +63,8 @@ def run_worker(extra_env: dict[str, str] | None = None) -> Iterator[str]:
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         yield queue
@@ -71,9 +75,14 @@ def run_worker(extra_env: dict[str, str] | None = None) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.seek(0)
+        tail = log.read()[-4000:]
+        log.close()
+        if tail.strip():
+            print(f"--- celery worker log (queue {queue}, exit {proc.returncode}) ---\n{tail}")
 
 
-def wait_for(predicate, timeout: float = 60.0) -> bool:
+def wait_for(predicate, timeout: float = 120.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -31,7 +31,7 @@ from helpdesk.services import Actor
 from integrations import services
 from integrations.models import Connection, Fulfillment, Order, WebhookDelivery
 from integrations.tasks import process_delivery, sweep_inbox
-from tests.test_e2e_worker import _wait_for as wait_for
+from tests.celery_worker import wait_for
 from tests.test_e2e_worker import worker  # noqa: F401 (a fixture)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks" / "ingest"

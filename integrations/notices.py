@@ -26,6 +26,7 @@ message never loses a notice.
 
 from __future__ import annotations
 
+import contextlib
 import email.policy
 import logging
 import smtplib
@@ -561,17 +562,17 @@ def _settle(notice: Notice, **values: Any) -> None:
 
 
 def _settle_sent(sent: list[Notice]) -> None:
-    """Mark these notices sent in one statement (each keeps its own time and Message-ID)."""
+    """Mark these notices sent: one UPDATE for what they share, one for their Message-IDs."""
     if not sent:
         return
     now = timezone.now()
+    ids = [notice.pk for notice in sent]
+    Notice.objects.filter(tenant_id=sent[0].tenant_id, pk__in=ids).update(
+        status=State.SENT, sent_at=now, next_attempt_at=None, last_error="", updated_at=now
+    )
     for notice in sent:
-        notice.status = State.SENT
-        notice.next_attempt_at = None
         notice.message_id = notice.message_id[:250]
-        notice.last_error = ""
-        notice.updated_at = now
-    Notice.objects.bulk_update(sent, ["status", "sent_at", "next_attempt_at", "message_id", "last_error", "updated_at"])
+    Notice.objects.bulk_update(sent, ["message_id"])
     sent.clear()
 
 
@@ -626,6 +627,10 @@ def notices_send(*, tenant: Tenant, notice_ids: Sequence[int], now: datetime | N
     retry_ids: list[tuple[int, float]] = []
     sent: list[Notice] = []
     try:
+        # Opened here, the connection serves the whole batch: send_messages() closes only a
+        # connection it opened itself, which would mean one SMTP session per email.
+        with contextlib.suppress(Exception):  # unreachable server: each send reports it below
+            mailer.open()
         for notice in notices:
             if notice.recipient in suppressed:
                 _settle(notice, status=State.SUPPRESSED, next_attempt_at=None, hold_reason="The address is suppressed.")
@@ -642,7 +647,9 @@ def notices_send(*, tenant: Tenant, notice_ids: Sequence[int], now: datetime | N
                 mailer.send_messages([message])
             except Exception as exc:
                 kind, text = classify_send_error(exc, notice.recipient)
-                mailer.close()  # the next message reconnects
+                mailer.close()  # a fresh session for the next message
+                with contextlib.suppress(Exception):
+                    mailer.open()
                 if kind == "hard":
                     suppression_add(
                         tenant_id=tenant.pk,
@@ -664,7 +671,6 @@ def notices_send(*, tenant: Tenant, notice_ids: Sequence[int], now: datetime | N
                     counts["retrying"] += 1
                 logger.warning("notice %s: %s (%s)", notice.pk, kind, text)
                 continue
-            notice.sent_at = timezone.now()
             sent.append(notice)
             counts["sent"] += 1
             if len(sent) >= SETTLE_BATCH:

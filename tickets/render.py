@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from html import escape
+from urllib.parse import quote
 
 from django.utils.safestring import SafeString, mark_safe
 
@@ -78,3 +79,38 @@ def queue_row_html(ticket: QueueRow, level: str, now: datetime, ticket_base: str
         "</tr>"
     )
     return mark_safe(html)  # noqa: S308 - every interpolated value above is escaped or a constant
+
+
+def queue_views_html(
+    views: list[tuple[str, str, int]],
+    type_views: list[tuple[str, str, int]],
+    current: str,
+    approvals_url: str | None,
+) -> SafeString:
+    """The queue's view list (markup of templates/tickets/queue.html's nav), in one pass."""
+    parts = []
+    for key, label, count in views:
+        hot = " hot" if key == "breaching" and count else ""
+        here = ' aria-current="page"' if key == current else ""
+        parts.append(
+            f'<a href="?view={escape(key)}"{here}><span>{escape(label)}</span>'
+            f'<span class="count{hot}">{int(count)}</span></a>'
+        )
+    if approvals_url:
+        parts.append(f'<a href="{escape(approvals_url)}"><span>Approvals</span><span class="count">→</span></a>')
+    if type_views:
+        parts.append('<div class="group">By type</div>')
+    for key, label, count in type_views:
+        here = ' aria-current="page"' if key == current else ""
+        parts.append(
+            f'<a href="?view={quote(key)}"{here}><span class="truncate">{escape(label)}</span>'
+            f'<span class="count">{int(count)}</span></a>'
+        )
+    return mark_safe("".join(parts))  # noqa: S308 - every value above is escaped or an int
+
+
+def options_html(choices: list[tuple[object, str]]) -> SafeString:
+    """<option> elements for (value, label) pairs."""
+    return mark_safe(  # noqa: S308 - values and labels are escaped
+        "".join(f'<option value="{escape(str(value))}">{escape(label)}</option>' for value, label in choices)
+    )

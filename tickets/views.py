@@ -10,10 +10,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from helpdesk.models import Membership
+from helpdesk.models import Membership, Role
 from helpdesk.services import actor_from_request
 from helpdesk.tenancy import TenantHttpRequest, get_for_tenant
 from playbooks.services import template_used_by_id
@@ -21,7 +22,7 @@ from tickets import selectors, services
 from tickets.clocks import clock_view
 from tickets.forms import NewTicketForm, ReplyForm
 from tickets.models import Customer, Notification, Priority, Status, Ticket, TicketType
-from tickets.render import queue_row_html
+from tickets.render import options_html, queue_row_html, queue_views_html
 
 QUEUE_PAGE_SIZE = 50
 QUEUE_SHORTCUTS = [
@@ -52,7 +53,9 @@ def queue(request: TenantHttpRequest, tenant_slug: str) -> HttpResponse:
     )
     now = timezone.now()
     ticket_base = reverse("tickets", kwargs={"tenant_slug": tenant_slug})
-    rows_html = [queue_row_html(t, selectors.sla_level(t, now), now, ticket_base) for t in page.tickets]
+    rows_html = mark_safe(  # noqa: S308 - each row is built with every value escaped
+        "".join(queue_row_html(t, selectors.sla_level(t, now), now, ticket_base) for t in page.tickets)
+    )
     context: dict[str, object] = {
         "view": view,
         "view_label": _view_label(view, types),
@@ -65,12 +68,19 @@ def queue(request: TenantHttpRequest, tenant_slug: str) -> HttpResponse:
     if request.htmx and request.GET.get("partial") == "rows":
         return render(request, "tickets/queue.html#rows", context)
     counts = selectors.queue_counts(tenant=tenant, agent=request.user)
+    approvals = None
+    if request.membership.role != Role.AGENT:
+        approvals = reverse("approvals", kwargs={"tenant_slug": tenant_slug})
     context.update(
         {
-            "views": [(v.key, v.label, counts.get(v.key, 0)) for v in selectors.STATIC_VIEWS],
-            "type_views": [(f"type:{t.slug}", t.name, counts.get(f"type:{t.pk}", 0)) for t in types],
-            "agents": selectors.agents(tenant),
-            "statuses": [(s, label) for s, label in Status.choices if s != Status.NEW],
+            "views_html": queue_views_html(
+                [(v.key, v.label, counts.get(v.key, 0)) for v in selectors.STATIC_VIEWS],
+                [(f"type:{t.slug}", t.name, counts.get(f"type:{t.pk}", 0)) for t in types],
+                view,
+                approvals,
+            ),
+            "agent_options": options_html([(a.pk, a.display_name) for a in selectors.agents(tenant)]),
+            "status_options": options_html([(s, label) for s, label in Status.choices if s != Status.NEW]),
         }
     )
     return render(request, "tickets/queue.html", context)

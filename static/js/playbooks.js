@@ -28,6 +28,12 @@
   const blank = document.getElementById("blank-item");
   if (add && blank) {
     add.addEventListener("click", () => {
+      // An empty row already waiting: use it rather than adding one below it.
+      const empty = [...list.querySelectorAll("input[name=item_text]")].find((input) => !input.value.trim());
+      if (empty) {
+        empty.focus();
+        return;
+      }
       const row = blank.content.firstElementChild.cloneNode(true);
       const t = token();
       row.querySelector("input[name=item_row]").value = t;

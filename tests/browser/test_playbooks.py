@@ -72,7 +72,7 @@ def test_a_lead_edits_a_playbook_with_a_live_preview(page, shot, sign_in, cast, 
     # Reorder with the keyboard-friendly buttons, add a step, save a new version.
     page.locator("#checklist li").nth(1).get_by_role("button", name="Move up").click()
     page.get_by_role("button", name="+ Add step").click()
-    page.locator("#checklist li").last.get_by_role("textbox").fill("Confirm the delivery date")
+    page.locator("#checklist input:focus").fill("Confirm the delivery date")  # the first empty row
     page.get_by_label("What changed").fill("Discount first")
     shot("playbook-02-editor-preview", full_page=True)
     page.get_by_role("button", name="Save as version 2").click()

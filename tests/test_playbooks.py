@@ -547,3 +547,14 @@ def test_ticks_read_as_sentences_on_the_ticket_timeline(cast, playbook_setup, ag
     )
     page = agent_client.get(reverse("ticket_detail", kwargs={"tenant_slug": "acme", "number": ticket.number}))
     assert "<strong>agent@acme.test</strong> ticked “Check tracking”" in page.content.decode()
+
+
+def test_the_timeline_card_refreshes_after_a_tick(cast, playbook_setup, agent_client, outsider_client, clean_cache):
+    ticket = make_ticket(cast, ticket_type=playbook_setup.type)
+    tick = reverse("ticket_checklist", kwargs={"tenant_slug": "acme", "number": ticket.number})
+    response = agent_client.post(tick, {"item": playbook_setup.version.checklist[0]["key"]}, **HTMX)
+    assert response["HX-Trigger"] == "timeline-changed"  # the timeline card listens for it
+    timeline = reverse("ticket_timeline", kwargs={"tenant_slug": "acme", "number": ticket.number})
+    html = agent_client.get(timeline, **HTMX).content.decode()
+    assert html.lstrip().startswith('<ol class="timeline"') and "ticked “Check tracking”" in html
+    assert outsider_client.get(timeline).status_code == 404

@@ -11,6 +11,7 @@ urlpatterns = [
     path("tickets/<int:number>/reply/", views.ticket_reply, name="ticket_reply"),
     path("tickets/<int:number>/update/", views.ticket_update, name="ticket_update"),
     path("tickets/<int:number>/followup/", views.ticket_followup, name="ticket_followup"),
+    path("tickets/<int:number>/timeline/", views.ticket_timeline, name="ticket_timeline"),
     path("customers/", views.customers_list, name="customers"),
     path("customers/<int:pk>/", views.customer_detail, name="customer_detail"),
     path("notifications/", views.notifications, name="notifications"),

@@ -171,6 +171,13 @@ def ticket_detail(request: TenantHttpRequest, tenant_slug: str, number: int) -> 
     return render(request, "tickets/detail.html", _ticket_context(request, ticket))
 
 
+def ticket_timeline(request: TenantHttpRequest, tenant_slug: str, number: int) -> HttpResponse:
+    """The timeline card alone: side cards (checklist, escalations, orders) refresh it."""
+    ticket = _ticket_or_404(request, number)
+    context = {"ticket": ticket, "events": selectors.ticket_timeline(ticket)}
+    return render(request, "tickets/detail.html#timeline", context)
+
+
 @require_POST
 def ticket_reply(request: TenantHttpRequest, tenant_slug: str, number: int) -> HttpResponse:
     ticket = _ticket_or_404(request, number)

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
 
 from helpdesk.models import Role
 from helpdesk.services import actor_from_request
@@ -117,7 +118,9 @@ def ticket_escalate(request: TenantHttpRequest, tenant_slug: str, number: int) -
         else:
             text = f"Escalated to {data['team'].name}."
             if request.htmx:
-                return render(request, PANEL, _panel_context(request, ticket, flash=text))
+                return trigger_client_event(
+                    render(request, PANEL, _panel_context(request, ticket, flash=text)), "timeline-changed"
+                )
             messages.success(request, text)
             return redirect("ticket_detail", tenant_slug=tenant_slug, number=number)
     context = _panel_context(request, ticket, form=form, draft=draft, show_form=True)
@@ -164,7 +167,10 @@ def escalation_action(request: TenantHttpRequest, tenant_slug: str, pk: int, ver
     if request.htmx:
         if request.POST.get("from") == "ticket":
             ticket = _ticket_or_404(request, esc.ticket.number)
-            return render(request, PANEL, _panel_context(request, ticket, flash=error or done, flash_error=bool(error)))
+            return trigger_client_event(
+                render(request, PANEL, _panel_context(request, ticket, flash=error or done, flash_error=bool(error))),
+                "timeline-changed",
+            )
         row = _escalation_or_404(request, pk)
         return render(
             request,

@@ -102,6 +102,7 @@ def test_an_agent_ticks_the_checklist_and_inserts_an_approved_reply(page, shot, 
     panel.get_by_label("Open the carrier tracking").check()
     expect(panel).to_contain_text("1/2 done")
     expect(panel).to_contain_text("Ready to solve")
+    expect(page.locator("#timeline")).to_contain_text("ticked “Open the carrier tracking”")  # no reload
     shot("playbook-03-ticket-checklist")
     page.get_by_role("button", name="Send").click()
     expect(page.get_by_text("Reply sent.")).to_be_visible()

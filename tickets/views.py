@@ -22,7 +22,7 @@ from tickets import selectors, services
 from tickets.clocks import clock_view
 from tickets.forms import NewTicketForm, ReplyForm
 from tickets.models import Customer, Notification, Priority, Status, Ticket, TicketType
-from tickets.render import options_html, queue_row_html, queue_views_html
+from tickets.render import options_html, queue_row_html, queue_views_html, thread_html
 
 QUEUE_PAGE_SIZE = 50
 QUEUE_SHORTCUTS = [
@@ -151,6 +151,7 @@ def _ticket_context(request: TenantHttpRequest, ticket: Ticket, form: ReplyForm 
     return {
         "ticket": ticket,
         "thread": thread,
+        "thread_html": thread_html(thread, ticket, now),
         "events": selectors.ticket_timeline(ticket),
         "clocks": [(c, clock_view(c, now)) for c in selectors.ticket_clocks(ticket)],
         "recent": selectors.customer_recent_tickets(ticket),

@@ -5,8 +5,22 @@ import zoneinfo
 from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 
 from helpdesk.models import LANGUAGES, Role, Tenant
+
+
+def apply_service_errors(form: forms.Form, exc: ValidationError, aliases: dict[str, str] | None = None) -> None:
+    """Put a service's ValidationError on the form: on the matching field when there is one
+    (`aliases` maps a service's field name to the form's), otherwise as a form error."""
+    aliases = aliases or {}
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc.messages)
+        return
+    for key, messages in exc.message_dict.items():
+        name = aliases.get(key, key)
+        form.add_error(name if name in form.fields else None, messages)
+
 
 _COMMON_ZONES = sorted(zoneinfo.available_timezones())
 

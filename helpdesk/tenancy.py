@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import Model, QuerySet
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest
 from django_htmx.middleware import HtmxDetails
 
@@ -79,3 +79,17 @@ def get_for_tenant[M: Model](queryset: QuerySet[M], tenant: Tenant, **lookup: An
         return queryset.get(tenant=tenant, **lookup)
     except (ObjectDoesNotExist, ValueError, TypeError) as exc:
         raise Http404("Not found") from exc
+
+
+def tenants_with_due(model: type[Model], *conditions: Q) -> list[int]:
+    """Ids of tenants with a `model` row matching any of `conditions`, in id order.
+
+    One EXISTS probe per tenant and condition, each served by the model's tenant-led partial
+    index (the conditions must imply the index's predicate), so the beat sweeps' cost follows
+    the number of tenants, not of rows, and they open transactions only where there is work.
+    """
+    probes = [Exists(model._default_manager.filter(condition, tenant_id=OuterRef("pk"))) for condition in conditions]
+    due = Q()
+    for probe in probes:
+        due |= Q(probe)
+    return list(Tenant.objects.filter(due).order_by("id").values_list("id", flat=True))

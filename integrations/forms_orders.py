@@ -5,21 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
-from django.core.exceptions import ValidationError
 
 from integrations.action_rules import CANCEL_REASONS, Limits
 from integrations.models import Order, OrderLine
-
-
-def apply_service_errors(form: forms.Form, exc: ValidationError, aliases: dict[str, str] | None = None) -> None:
-    """Put a service's ValidationError on the form: on the matching field when there is one."""
-    aliases = aliases or {}
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc.messages)
-        return
-    for key, messages in exc.message_dict.items():
-        name = aliases.get(key, key)
-        form.add_error(name if name in form.fields else None, messages)
 
 
 class RefundForm(forms.Form):

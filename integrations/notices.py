@@ -50,6 +50,7 @@ from django.utils import timezone
 
 from helpdesk.models import Tenant
 from helpdesk.services import Actor, audit_record
+from helpdesk.tenancy import tenants_with_due
 from integrations.models import Fulfillment, Order, Refund, Return
 from integrations.notices_models import Notice, NoticeEvent, NoticeRule, NoticeSettings, Suppression
 from playbooks import rendering
@@ -716,11 +717,10 @@ def notices_sweep(*, tenant: Tenant, now: datetime | None = None) -> list[int]:
 
 
 def tenants_with_due_notices(now: datetime | None = None) -> list[int]:
+    """Tenants with queued, scheduled or stuck-sending notices due (probes on notice_due)."""
     now = now or timezone.now()
-    return list(
-        Notice.objects.filter(status__in=[State.QUEUED, State.SCHEDULED, State.SENDING], next_attempt_at__lte=now)
-        .values_list("tenant_id", flat=True)
-        .distinct()
+    return tenants_with_due(
+        Notice, Q(status__in=[State.QUEUED, State.SCHEDULED, State.SENDING], next_attempt_at__lte=now)
     )
 
 

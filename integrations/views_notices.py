@@ -17,13 +17,13 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from helpdesk.forms import apply_service_errors
 from helpdesk.models import Role
 from helpdesk.services import actor_from_request
 from helpdesk.tenancy import TenantHttpRequest, get_for_tenant
 from helpdesk.views.decorators import role_required
 from integrations import notices
 from integrations.forms_notices import NoticeRuleForm, NoticeSettingsForm
-from integrations.forms_orders import apply_service_errors
 from integrations.notices_models import Notice, NoticeEvent, NoticeRule
 from playbooks.models import ReplyTemplate
 from tickets.models import Customer, Ticket

@@ -18,6 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
+from helpdesk.forms import apply_service_errors
 from helpdesk.models import Role
 from helpdesk.services import Actor, actor_from_request
 from helpdesk.tenancy import TenantHttpRequest, get_for_tenant
@@ -28,7 +29,6 @@ from integrations.forms_orders import (
     AddressForm,
     CancelForm,
     RefundForm,
-    apply_service_errors,
 )
 from integrations.models import Order, OrderAction
 from tickets.models import Ticket

@@ -155,6 +155,7 @@ class TicketChecklistViewSet(TenantScopedViewSet):
     def _state(self, ticket: Ticket) -> dict:
         version = services.version_for(ticket)
         ticks = services.ticked_keys(ticket) if version else {}
+        missing = services.solve_blockers(ticket, version) if version else []
         return {
             "playbook_version": version.number if version else None,
             "items": [
@@ -165,8 +166,8 @@ class TicketChecklistViewSet(TenantScopedViewSet):
                 }
                 for item in (version.checklist if version else [])
             ],
-            "can_solve": not services.solve_blockers(ticket),
-            "missing": services.solve_blockers(ticket),
+            "can_solve": not missing,
+            "missing": missing,
         }
 
     @extend_schema(responses=ChecklistStateSerializer)

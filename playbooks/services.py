@@ -324,9 +324,11 @@ def checklist_tick(*, ticket: Ticket, item_key: str, actor: Actor, ticked: bool 
     return changed
 
 
-def solve_blockers(ticket: Ticket) -> list[str]:
-    """What must be done before `ticket` may be solved, in words (empty = nothing)."""
-    version = version_for(ticket)
+def solve_blockers(ticket: Ticket, version: PlaybookVersion | None = None) -> list[str]:
+    """What must be done before `ticket` may be solved, in words (empty = nothing).
+
+    Pass the ticket's version when the caller has it already (saves its lookup)."""
+    version = version or version_for(ticket)
     if version is None:
         return []
     missing: list[str] = []

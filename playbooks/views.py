@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from helpdesk.forms import apply_service_errors
 from helpdesk.models import LANGUAGES, Role
 from helpdesk.services import actor_from_request
 from helpdesk.tenancy import TenantHttpRequest, get_for_tenant
@@ -23,14 +24,6 @@ from playbooks.models import REQUIRED_FIELD_CHOICES, Playbook, ReplyTemplate
 from tickets.models import Ticket, TicketType
 
 PREVIEW_MAX_CHARS = 20_000
-
-
-def _apply_errors(form, exc: ValidationError) -> None:
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc.messages)
-        return
-    for field, errors in exc.message_dict.items():
-        form.add_error(field if field in form.fields else None, errors)
 
 
 def _ticket(request: TenantHttpRequest, number: int) -> Ticket:
@@ -88,7 +81,7 @@ def playbook_edit(request: TenantHttpRequest, tenant_slug: str, type_slug: str) 
                     note=data["note"],
                 )
             except ValidationError as exc:
-                _apply_errors(form, exc)
+                apply_service_errors(form, exc)
             else:
                 messages.success(request, f"Saved the {ticket_type.name} playbook as a new version.")
                 return redirect("playbook_edit", tenant_slug=tenant_slug, type_slug=ticket_type.slug)
@@ -192,7 +185,7 @@ def template_edit(request: TenantHttpRequest, tenant_slug: str, pk: int | None =
                     is_active=form.cleaned_data["is_active"],
                 )
             except ValidationError as exc:
-                _apply_errors(form, exc)
+                apply_service_errors(form, exc)
             else:
                 messages.success(request, f"Saved “{saved.name}”.")
                 return redirect(f"{reverse('playbook_templates', args=[tenant_slug])}?kind={kind}")
@@ -245,7 +238,7 @@ def _panel_context(request: TenantHttpRequest, ticket: Ticket) -> dict:
         "replies": replies,
         "reply_sets": reply_sets,
         "required_labels": [REQUIRED_FIELD_CHOICES[f] for f in (version.required_fields if version else [])],
-        "blockers": services.solve_blockers(ticket) if version else [],
+        "blockers": services.solve_blockers(ticket, version) if version else [],
     }
 
 

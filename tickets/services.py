@@ -16,10 +16,12 @@ import nh3
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from helpdesk.models import Membership, Role, Tenant, User
 from helpdesk.services import Actor
+from helpdesk.tenancy import tenants_with_due
 from tickets import clocks, policy
 from tickets.models import (
     OPEN_STATUSES,
@@ -841,23 +843,13 @@ METRIC_LABEL = dict(SlaMetric.choices)
 
 
 def tenants_with_due_clocks(at: datetime | None = None) -> list[int]:
-    """Tenants that have a due breach or warning, from two index probes per tenant in one query.
-
-    The sweep then only opens transactions where there is work, so its cost follows the
-    number of due clocks, not the number of tenants.
-    """
+    """Tenants that have a due breach or warning (probes on slaclock_due / slaclock_warn)."""
     at = at or timezone.now()
-    clock_table = SlaClock._meta.db_table
-    tenant_table = Tenant._meta.db_table
-    sql = (
-        f"SELECT t.id FROM {tenant_table} t WHERE "  # noqa: S608 - table names from models, values bound
-        f"EXISTS (SELECT 1 FROM {clock_table} c WHERE c.tenant_id = t.id AND c.status = 'active' AND c.due_at <= %s) "
-        f"OR EXISTS (SELECT 1 FROM {clock_table} c WHERE c.tenant_id = t.id AND c.status = 'active' "
-        f"AND c.warned_at IS NULL AND c.warn_at <= %s) ORDER BY t.id"
+    return tenants_with_due(
+        SlaClock,
+        Q(status=State.ACTIVE, due_at__lte=at),
+        Q(status=State.ACTIVE, warned_at__isnull=True, warn_at__lte=at),
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [at, at])
-        return [row[0] for row in cursor.fetchall()]
 
 
 def sla_sweep_tenant(tenant_id: int, at: datetime | None = None) -> dict[str, int]:

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from helpdesk.models import Membership, Role, Tenant, User
+from helpdesk.models import Membership, Role, User
 from helpdesk.services import Actor, audit_record
+from helpdesk.tenancy import tenants_with_due
 from tickets import clocks, sla
 from tickets.models import BusinessSchedule, Escalation, Notification, Status, Team, Ticket, TicketEvent
 from tickets.services import _event, ticket_add_note
@@ -353,20 +354,14 @@ def escalation_cancel(*, escalation: Escalation, actor: Actor, at: datetime | No
 
 
 def tenants_with_due_escalations(at: datetime | None = None) -> list[int]:
-    """Tenants with a due reminder or overdue notice, from the two partial indexes' probes."""
+    """Tenants with a due reminder or overdue notice (probes on escalation_due / _remind)."""
     at = at or timezone.now()
-    table = Escalation._meta.db_table
-    tenant_table = Tenant._meta.db_table
-    sql = (
-        f"SELECT t.id FROM {tenant_table} t WHERE "  # noqa: S608 - table names from models, values bound
-        f"EXISTS (SELECT 1 FROM {table} e WHERE e.tenant_id = t.id AND e.status IN ('open', 'acknowledged') "
-        f"AND e.breached_at IS NULL AND e.due_at <= %s) "
-        f"OR EXISTS (SELECT 1 FROM {table} e WHERE e.tenant_id = t.id AND e.status IN ('open', 'acknowledged') "
-        f"AND e.reminded_at IS NULL AND e.remind_at <= %s) ORDER BY t.id"
+    active = [Escalation.State.OPEN, Escalation.State.ACKNOWLEDGED]
+    return tenants_with_due(
+        Escalation,
+        Q(status__in=active, breached_at__isnull=True, due_at__lte=at),
+        Q(status__in=active, reminded_at__isnull=True, remind_at__lte=at),
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [at, at])
-        return [row[0] for row in cursor.fetchall()]
 
 
 def escalation_sweep_tenant(tenant_id: int, at: datetime | None = None) -> dict[str, int]:

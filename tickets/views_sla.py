@@ -11,13 +11,13 @@ from datetime import timedelta
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count
-from django.forms import Form
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from helpdesk.forms import apply_service_errors
 from helpdesk.models import Role
 from helpdesk.services import actor_from_request
 from helpdesk.tenancy import TenantHttpRequest, get_for_tenant
@@ -47,15 +47,6 @@ SETTINGS_LINKS = [
 def settings_links(tenant_slug: str) -> list[tuple[str, str, str]]:
     """`settings_extra_links` entries for settings/base.html."""
     return [(key, label, reverse(name, args=[tenant_slug])) for key, label, name in SETTINGS_LINKS]
-
-
-def _apply_errors(form: Form, exc: ValidationError) -> None:
-    """Put a service's ValidationError on the form: on its field when the form has one."""
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc.messages)
-        return
-    for field, errors in exc.message_dict.items():
-        form.add_error(field if field in form.fields else None, errors)
 
 
 def _direction(request: TenantHttpRequest) -> str | None:
@@ -152,7 +143,7 @@ def schedule_create(request: TenantHttpRequest, tenant_slug: str) -> HttpRespons
                 intervals=form.cleaned_data["intervals"],
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            apply_service_errors(form, exc)
         else:
             messages.success(request, f"Schedule “{schedule.name}” created. Add its holidays below.")
             return redirect("settings_schedule_edit", tenant_slug=tenant_slug, pk=schedule.pk)
@@ -173,7 +164,7 @@ def schedule_edit(request: TenantHttpRequest, tenant_slug: str, pk: int) -> Http
                 intervals=form.cleaned_data["intervals"],
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            apply_service_errors(form, exc)
         else:
             messages.success(request, f"Schedule “{schedule.name}” saved.")
             return redirect("settings_business_hours", tenant_slug=tenant_slug)
@@ -203,7 +194,7 @@ def holiday_add(request: TenantHttpRequest, tenant_slug: str, pk: int) -> HttpRe
                 name=holiday_form.cleaned_data["name"],
             )
         except ValidationError as exc:
-            _apply_errors(holiday_form, exc)
+            apply_service_errors(holiday_form, exc)
         else:
             messages.success(request, f"{holiday.date:%d %b %Y} added as a holiday.")
             return redirect("settings_schedule_edit", tenant_slug=tenant_slug, pk=schedule.pk)
@@ -329,7 +320,7 @@ def policy_create(request: TenantHttpRequest, tenant_slug: str) -> HttpResponse:
                 tenant=request.tenant, actor=actor_from_request(request), **_policy_values(form)
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            apply_service_errors(form, exc)
         else:
             messages.success(
                 request,
@@ -353,7 +344,7 @@ def policy_edit(request: TenantHttpRequest, tenant_slug: str, pk: int) -> HttpRe
                 sla_policy=sla_policy, actor=actor_from_request(request), **_policy_values(form)
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            apply_service_errors(form, exc)
         else:
             messages.success(request, f"Policy “{form.cleaned_data['name']}” saved.")
             return redirect("settings_sla_policies", tenant_slug=tenant_slug)
@@ -416,7 +407,7 @@ def ticket_type_create(request: TenantHttpRequest, tenant_slug: str) -> HttpResp
                 tenant=request.tenant, actor=actor_from_request(request), **_type_values(form)
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            apply_service_errors(form, exc)
         else:
             messages.success(request, f"Ticket type “{created.name}” created.")
             return redirect("settings_ticket_types", tenant_slug=tenant_slug)
@@ -437,7 +428,7 @@ def ticket_type_edit(request: TenantHttpRequest, tenant_slug: str, pk: int) -> H
                 ticket_type=ticket_type, actor=actor_from_request(request), **_type_values(form)
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            apply_service_errors(form, exc)
         else:
             messages.success(request, f"Ticket type “{ticket_type.name}” saved.")
             return redirect("settings_ticket_types", tenant_slug=tenant_slug)

@@ -13,7 +13,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db import transaction
 
-from helpdesk.models import Membership, Tenant, User
+from helpdesk.models import ApiToken, Membership, Tenant, User
 
 TTL_SECONDS = 60
 
@@ -24,6 +24,10 @@ def _membership_key(user_id: int, slug: str) -> str:
 
 def _members_key(tenant_id: int) -> str:
     return f"access:members:{tenant_id}"
+
+
+def _token_key(tenant_id: int, prefix: str) -> str:
+    return f"access:token:{tenant_id}:{prefix}"
 
 
 def _freeze(instance: Any) -> dict:
@@ -62,6 +66,39 @@ def members(tenant: Tenant) -> list[User]:
         )
         cache.set(key, rows, TTL_SECONDS)
     return [_thaw(User, {"id": pk, "name": name, "email": email}) for pk, name, email in rows]
+
+
+def active_token(tenant_id: int, prefix: str) -> ApiToken | None:
+    """The unrevoked token with this public prefix (and its tenant), or None. Every API
+    request asks; revoking a token or editing the workspace drops the entry (tokens_changed)."""
+    key = _token_key(tenant_id, prefix)
+    found = cache.get(key)
+    if found is not None:
+        token = _thaw(ApiToken, found["token"])
+        token.tenant = _thaw(Tenant, found["tenant"])
+        return token
+    token = ApiToken.objects.select_related("tenant").filter(tenant_id=tenant_id, prefix=prefix, revoked_at=None).first()
+    if token is not None:
+        remember_token(token)
+    return token
+
+
+def remember_token(token: ApiToken) -> None:
+    cache.set(
+        _token_key(token.tenant_id, token.prefix),
+        {"token": _freeze(token), "tenant": _freeze(token.tenant)},
+        TTL_SECONDS,
+    )
+
+
+def tokens_changed(tenant: Tenant, prefixes: list[str] | None = None) -> None:
+    """Forget cached tokens of `tenant` (all of them, or these prefixes): now and after commit."""
+    if prefixes is None:
+        prefixes = list(ApiToken.objects.filter(tenant=tenant).values_list("prefix", flat=True))
+    keys = [_token_key(tenant.pk, p) for p in prefixes]
+    if keys:
+        cache.delete_many(keys)
+        transaction.on_commit(lambda: cache.delete_many(keys))
 
 
 def memberships_changed(tenant: Tenant, *, user_id: int | None = None, slugs: tuple[str, ...] = ()) -> None:

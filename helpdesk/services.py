@@ -21,7 +21,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from helpdesk.access_cache import memberships_changed
+from helpdesk.access_cache import active_token, memberships_changed, remember_token, tokens_changed
 from helpdesk.models import (
     ApiToken,
     AuditLog,
@@ -156,6 +156,7 @@ def tenant_update(*, tenant: Tenant, actor: Actor, **values: Any) -> Tenant:
         tenant.full_clean()
         tenant.save()
         memberships_changed(tenant, slugs=(old_slug,))
+        tokens_changed(tenant)
         audit_record(tenant=tenant, actor=actor, action="tenant.update", target=tenant, changes=changes)
     return tenant
 
@@ -341,6 +342,7 @@ def api_token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        tokens_changed(token.tenant, [token.prefix])
         audit_record(tenant=token.tenant, actor=actor, action="api_token.revoke", target=token)
     return token
 
@@ -348,17 +350,17 @@ def api_token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
 def api_token_authenticate(plaintext: str) -> ApiToken | None:
     """The active token for this bearer string, or None. Constant-time hash comparison."""
     parts = plaintext.split("_", 3)
-    if len(parts) != 4 or parts[0] != "sd" or not parts[1].isdigit():
+    if len(parts) != 4 or parts[0] != "sd" or not (parts[1].isascii() and parts[1].isdigit() and len(parts[1]) < 19):
+        return None  # "²".isdigit() is True, but int("²") fails: ASCII digits only
+    if not (parts[2].isascii() and parts[2].isalnum() and len(parts[2]) <= 12):
         return None
-    token = (
-        ApiToken.objects.select_related("tenant")
-        .filter(tenant_id=int(parts[1]), prefix=parts[2], revoked_at=None)
-        .first()
-    )
+    # From the access cache (one Redis GET on a warm entry; revoking drops it at once).
+    token = active_token(int(parts[1]), parts[2])
     if token is None or not hmac.compare_digest(token.token_hash, _hash(plaintext)):
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
+        remember_token(token)
     return token

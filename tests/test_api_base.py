@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from helpdesk.api.throttling import TokenRateThrottle
 from helpdesk.models import ApiToken, Membership, Role
-from helpdesk.services import Actor, api_token_revoke
+from helpdesk.services import Actor, api_token_authenticate, api_token_revoke
 from tests.factories import MembershipFactory, make_token
 
 ME = "/api/v1/me/"
@@ -60,8 +60,22 @@ def test_no_credentials_is_401_with_a_bearer_challenge(client, cast):
         "Bearer sd_x_abcdefgh_secret",
         "Bearer",
         "Bearer two parts",
+        "Bearer sd_\u00b2_abcdefgh_secret",
+        "Bearer sd_1_abc.defgh_secret",
+        "Bearer sd_1_abcdefghijklmnopq_secret",
+        "Bearer sd_99999999999999999999999_abcdefgh_secret",
     ],
-    ids=["unknown token", "foreign format", "non-numeric tenant", "no token", "extra words"],
+    ids=[
+        "unknown token",
+        "foreign format",
+        "non-numeric tenant",
+        "no token",
+        "extra words",
+        "superscript digit as tenant",
+        "punctuation in the prefix",
+        "over-long prefix",
+        "tenant id over bigint",
+    ],
 )
 def test_a_bad_or_malformed_token_is_401(cast, header):
     client = APIClient()
@@ -95,6 +109,16 @@ def test_a_revoked_token_is_401(cast):
     assert client.get(ME).status_code == 200
     api_token_revoke(token=token, actor=Actor.system())
     assert_error(client.get(ME), 401, "authentication_failed")
+
+
+def test_a_known_token_is_served_from_the_access_cache_until_revoked(cast, django_assert_num_queries):
+    token, plaintext = make_token(cast.tenant)
+    client = bearer(plaintext)
+    assert client.get(ME).status_code == 200  # looks the token up, touches last_used_at
+    with django_assert_num_queries(0):
+        assert api_token_authenticate(plaintext).pk == token.pk
+    api_token_revoke(token=token, actor=Actor.system())
+    assert api_token_authenticate(plaintext) is None
 
 
 def test_revoking_a_token_through_the_api_makes_it_stop_working(api, cast):

@@ -284,6 +284,24 @@ def spread(cast, types, frozen):
     return t
 
 
+@pytest.mark.smoke
+def test_a_listed_ticket_reads_exactly_as_its_own_page(api, cast, types):
+    """The list builds tickets from value rows, retrieve from model instances: same object
+    (clocks, tags sorted, assignee, customer), also on SQLite (the smoke run)."""
+    ticket = make_ticket(
+        cast, ticket_type=types["returns"], assignee=cast.agent, tags=("vip", "fragile"), priority="high"
+    )
+    make_ticket(cast, subject="Unassigned, no tags", email="other@example.com")
+    listed = {row["id"]: row for row in api.get(TICKETS).json()["results"]}
+    own = api.get(f"{TICKETS}{ticket.pk}/").json()
+    assert listed[ticket.pk] == own
+    assert own["tags"] == ["fragile", "vip"]
+    assert own["assignee"]["id"] == cast.agent.pk
+    assert own["sla"]["first_response"]["due_at"].endswith("Z")
+    bare = next(row for row in listed.values() if row["id"] != ticket.pk)
+    assert bare["assignee"] is None and bare["tags"] == []
+
+
 def test_the_list_holds_only_this_tenants_tickets_newest_first(api, spread):
     assert ids_of(api.get(TICKETS)) == [spread[k].pk for k in ("untouched", "pending", "leads", "mine", "old")]
 

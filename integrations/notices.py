@@ -454,18 +454,24 @@ def _build_row(
 
 
 def notices_enqueue_many(
-    *, tenant: Tenant, requests: Sequence[NoticeRequest], now: datetime | None = None
+    *,
+    tenant: Tenant,
+    requests: Sequence[NoticeRequest],
+    now: datetime | None = None,
+    rules: dict[str, NoticeRule] | None = None,
 ) -> list[int]:
     """Write a notice row per request whose event has an enabled rule; ids of the rows that
     are new (duplicates of an existing key write nothing). Queued rows are sent after commit.
 
     Callers pass related rows already loaded (order with lines, fulfillments, refunds and
-    returns prefetched; customer), so a fan-out costs a few queries per chunk, not per row.
+    returns prefetched; customer), so a fan-out costs a few queries per chunk, not per row,
+    and may pass the tenant's active rules (`active_rules`) when they read them already.
     """
     if not requests:
         return []
     now = now or timezone.now()
-    rules = active_rules(tenant.pk, {r.event for r in requests})
+    if rules is None:
+        rules = active_rules(tenant.pk, {r.event for r in requests})
     wanted = [r for r in requests if r.event in rules]
     if not wanted:
         return []

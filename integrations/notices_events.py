@@ -30,8 +30,8 @@ from django.utils import timezone
 from helpdesk.models import Tenant
 from helpdesk.services import Actor
 from integrations.models import Fulfillment, Order, Refund, Return
-from integrations.notices import NoticeRequest, notices_enqueue_many, settings_for, subject_key
-from integrations.notices_models import FulfillmentDelay, NoticeEvent
+from integrations.notices import NoticeRequest, active_rules, notices_enqueue_many, settings_for, subject_key
+from integrations.notices_models import FulfillmentDelay, NoticeEvent, NoticeRule
 from tickets.models import UNSOLVED_STATUSES, Status, Ticket, TicketEvent, TicketTag
 
 logger = logging.getLogger(__name__)
@@ -75,10 +75,34 @@ def _fresh(at: datetime | None, now: datetime) -> bool:
     return at is not None and at >= now - FRESH
 
 
-def emit_after_upsert(*, tenant: Tenant, touched: Touched, now: datetime | None = None) -> list[int]:
-    """Notice rows for what an upsert changed; the ids of new rows."""
+# The events each kind of touched row can announce (emit_after_upsert).
+EVENTS_BY_KIND = {
+    "order": frozenset({NoticeEvent.ORDER_CONFIRMED}),
+    "fulfillment": frozenset(
+        {NoticeEvent.SHIPPED, NoticeEvent.OUT_FOR_DELIVERY, NoticeEvent.DELIVERED, NoticeEvent.DELIVERY_FEEDBACK}
+    ),
+    "refund": frozenset({NoticeEvent.REFUND_ISSUED}),
+    "return": frozenset({NoticeEvent.RETURN_RECEIVED}),
+}
+
+
+def emit_after_upsert(
+    *, tenant: Tenant, touched: Touched, now: datetime | None = None, rules: dict[str, NoticeRule] | None = None
+) -> list[int]:
+    """Notice rows for what an upsert changed; the ids of new rows. `rules`: the tenant's
+    active rules when the caller has them (notices.active_rules)."""
     if not touched:
         return []
+    if rules is None:
+        rules = active_rules(tenant.pk)
+    kinds = (
+        ("order", touched.orders),
+        ("fulfillment", touched.fulfillments),
+        ("refund", touched.refunds),
+        ("return", touched.returns),
+    )
+    if not any(EVENTS_BY_KIND[kind] & rules.keys() for kind, ids in kinds if ids):
+        return []  # no rule would send anything: nothing to read
     now = now or timezone.now()
     fulfillments = list(Fulfillment.objects.filter(tenant_id=tenant.pk, pk__in=touched.fulfillments))
     refunds = list(Refund.objects.filter(tenant_id=tenant.pk, pk__in=touched.refunds))
@@ -120,16 +144,19 @@ def emit_after_upsert(*, tenant: Tenant, touched: Touched, now: datetime | None 
         order = orders.get(ret.order_id)
         if order is not None and ret.status.lower() in RETURN_RECEIVED:
             add(NoticeEvent.RETURN_RECEIVED, subject_key("return", ret.pk), order, return_=ret)
-    return notices_enqueue_many(tenant=tenant, requests=requests, now=now)
+    return notices_enqueue_many(tenant=tenant, requests=requests, now=now, rules=rules)
 
 
-def emit_for_run(*, connection, touched: set[tuple[str, int]]) -> list[int]:
-    """The upsert hook: (kind, id) pairs of rows an `upsert.apply` run created or changed."""
+def emit_for_run(*, connection, touched: set[tuple[str, int]], rules: dict[str, NoticeRule] | None = None) -> list[int]:
+    """The upsert hook: (kind, id) pairs of rows an `upsert.apply` run created or changed.
+    `rules`: the tenant's active notice rules when the caller read them already."""
     found = Touched()
     for kind, pk in touched:
         bucket = {"order": found.orders, "fulfillment": found.fulfillments, "refund": found.refunds}.get(kind)
         (bucket if bucket is not None else found.returns).add(pk)
-    return emit_after_upsert(tenant=connection.tenant, touched=found)
+    if rules is None:
+        rules = active_rules(connection.tenant_id)
+    return emit_after_upsert(tenant=connection.tenant, touched=found, rules=rules)
 
 
 def ticket_solved(tenant_id: int, ticket_id: int) -> None:

@@ -181,16 +181,26 @@ def link_open_tickets_for_order(*, order: Order) -> int:
     if order.customer_id is None:
         return 0
     linked = 0
+    # Only the fields that tell whether a ticket names the order (usually none does); the
+    # tickets that do are read whole.
     candidates = Ticket.objects.filter(
         tenant_id=order.tenant_id,
         customer_id=order.customer_id,
         order__isnull=True,
         status__in=["new", "open", "pending", "on_hold"],
-    ).select_related("tenant")[:50]
-    for ticket in candidates:
-        numbers = set(normalise_number(ticket.order_number)) | set(order_refs(ticket.subject))
-        names_it = order.number.upper() in {n.upper() for n in numbers}
-        if names_it and link_ticket_order(ticket=ticket, actor=Actor.system(), order=None) == order:
+    ).values_list("pk", "order_number", "subject")[:50]
+    wanted = order.number.upper()
+    naming = [
+        pk
+        for pk, order_number, subject in candidates
+        if wanted in {n.upper() for n in (*normalise_number(order_number), *order_refs(subject))}
+    ]
+    if not naming:
+        return 0
+    for ticket in (
+        Ticket.objects.filter(tenant_id=order.tenant_id, pk__in=naming).select_related("tenant").order_by("pk")
+    ):
+        if link_ticket_order(ticket=ticket, actor=Actor.system(), order=None) == order:
             linked += 1
     return linked
 

@@ -8,9 +8,10 @@ credential ever reaches the audit log.
 Inbox (Invariant 3, persist then process):
 - `delivery_accept` is the acknowledgement path: one INSERT … ON CONFLICT DO NOTHING, and
   processing is enqueued after commit only when the row is new.
-- `delivery_process` runs in a worker: it claims the row (`SELECT … FOR UPDATE SKIP
-  LOCKED` among pending/retrying rows), normalises the payload, applies the records and
-  records the outcome in the same transaction — done, ignored (nothing we use), dead (the
+- `delivery_drain` (new rows, in batches) and `delivery_process` (one row: sweeps,
+  replays) run in a worker: they claim rows (`SELECT … FOR UPDATE SKIP LOCKED` among
+  pending/retrying rows), normalise each payload, apply its records in a savepoint and
+  record the outcomes in the same transaction — done, ignored (nothing we use), dead (the
   payload lacks what we need; the reason is kept) or retrying with exponential backoff
   (anything transient), dead after MAX_ATTEMPTS.
 - `delivery_sweep` finds rows whose message was lost (a pending or retrying row past its
@@ -69,6 +70,8 @@ DRAIN_SECONDS = 10.0
 DRAIN_MAX = 2_000
 DRAIN_SLOTS = 2
 DRAIN_FAN_OUT_AFTER = 20
+# Rows one drain claims and commits together (one transaction, a savepoint per row).
+DRAIN_BATCH = 25
 RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 60 * 60
 # Verification material is cached so the hot path does not query per delivery. Rotation,
@@ -674,6 +677,29 @@ def _inbox_insert_sql(vendor: str) -> tuple[tuple[Any, ...], str, str]:
     return fields, live, insert
 
 
+_PREPARED_INSERT = "storedesk_inbox_insert_v1"
+
+
+@lru_cache(maxsize=1)
+def _inbox_prepared_sql() -> tuple[tuple[tuple[str, bool, Any], ...], str, str]:
+    """Postgres: ((field name, is JSON, its encoder) per insert field, PREPARE, EXECUTE).
+
+    The insert runs as a prepared statement, parsed and planned once per database session
+    rather than per delivery (≈0.3 ms of Postgres CPU and ≈0.2 ms of ours an ack); the
+    comment keeps what it is readable in logs and captured queries."""
+    fields, _, insert = _inbox_insert_sql("postgresql")
+    numbered = insert.split("%s")
+    body = numbered[0] + "".join(f"${n}{rest}" for n, rest in enumerate(numbered[1:], start=1))
+    prepare = f"PREPARE {_PREPARED_INSERT} AS {body}"
+    execute = (
+        f"EXECUTE {_PREPARED_INSERT} ({', '.join(['%s'] * (len(numbered) - 1))}) "
+        "/* INSERT … ON CONFLICT DO NOTHING into the webhook inbox */"
+    )
+    # Values as Django's get_db_prep_save would pass them: JSON as its text, the rest as is.
+    shapes = tuple((f.name, f.get_internal_type() == "JSONField", getattr(f, "encoder", None)) for f in fields)
+    return shapes, prepare, execute
+
+
 def _insert_ignoring_duplicates(values: dict[str, Any]) -> int | None:
     """INSERT one inbox row unless (tenant, connection, delivery_id) exists; its id or None.
     Raises ConnectionGone, storing nothing, when the connection is not active (any more).
@@ -683,6 +709,8 @@ def _insert_ignoring_duplicates(values: dict[str, Any]) -> int | None:
     round trip: the insert only happens when the connection row is active, and the answer
     says which case it was, so the ack path never trusts cached material about that.
     """
+    if db_connection.vendor == "postgresql":
+        return _insert_prepared(values)
     fields, live, insert = _inbox_insert_sql(db_connection.vendor)
     params = [f.get_db_prep_save(values[f.name], db_connection) for f in fields]
     live_params = [
@@ -691,12 +719,6 @@ def _insert_ignoring_duplicates(values: dict[str, Any]) -> int | None:
         Connection.State.ACTIVE.value,
     ]
     with db_connection.cursor() as cursor:
-        if db_connection.vendor == "postgresql":
-            cursor.execute(insert, [*live_params, *params])
-            new_pk, active = cursor.fetchone()
-            if not active:
-                raise ConnectionGone
-            return new_pk
         # The embedded SQLite demo: a second statement only when nothing was inserted.
         cursor.execute(insert, [*params, *live_params])
         row = cursor.fetchone()
@@ -706,6 +728,27 @@ def _insert_ignoring_duplicates(values: dict[str, Any]) -> int | None:
         if cursor.fetchone() is None:
             raise ConnectionGone
     return None
+
+
+def _insert_prepared(values: dict[str, Any]) -> int | None:
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    shapes, prepare, execute = _inbox_prepared_sql()
+    params = [values["tenant"], values["connection"], Connection.State.ACTIVE.value]
+    for name, is_json, encoder in shapes:
+        params.append(json.dumps(values[name], cls=encoder) if is_json else values[name])
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    with wrapper.cursor() as cursor:
+        # Prepared statements live as long as the database session (a rollback keeps them):
+        # prepare once per underlying connection, again after Django reconnects.
+        if wrapper.__dict__.get("_inbox_prepared_on") is not wrapper.connection:
+            cursor.execute(prepare)
+            wrapper.__dict__["_inbox_prepared_on"] = wrapper.connection
+        cursor.execute(execute, params)
+        new_pk, active = cursor.fetchone()
+    if not active:
+        raise ConnectionGone
+    return new_pk
 
 
 def delivery_accept(
@@ -764,7 +807,8 @@ def delivery_enqueue(*, tenant_id: int, delivery_pk: int) -> None:
 # --- The inbox: drain -------------------------------------------------------------------------
 # New deliveries are not sent to workers one message each (a Celery publish was the largest
 # part of an ack). The inbox row is the work item: a drain task claims the tenant's pending
-# rows one by one (FOR UPDATE SKIP LOCKED) until none is left. The ack path requests a drain
+# rows in batches (FOR UPDATE SKIP LOCKED, DRAIN_BATCH at a time, each batch one transaction
+# with a savepoint per row) until none is left. The ack path requests a drain
 # with one atomic "add" in the shared cache (a lease per tenant) and publishes a message only
 # when it took the lease, so a busy tenant costs one message per drain, not per delivery.
 #
@@ -855,22 +899,61 @@ def _claim(tenant: Tenant, delivery_pk: int) -> WebhookDelivery | None:
     )
 
 
+def _claim_batch(tenant: Tenant, limit: int) -> list[WebhookDelivery]:
+    """Up to `limit` of the tenant's oldest pending rows that no one else holds, locked."""
+    # Oldest first, by the partial index delivery_due; SKIP LOCKED lets drains run side by
+    # side. Retrying rows wait for their backoff: the sweeper sends those.
+    return list(
+        WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("connection__tenant")
+        .filter(tenant=tenant, status=Delivery.PENDING)
+        .order_by("next_attempt_at")[:limit]
+    )
+
+
+def _fanout_key(delivery: WebhookDelivery) -> tuple[Any, str, str]:
+    return (delivery.connection_id, delivery.event_id, delivery.topic)
+
+
+class _Copies:
+    """Which rows of a batch are copies of a merchant action already done: the same Shopify
+    Event-Id and topic on the same connection, done (by an earlier batch, or earlier in
+    this one) and received at most a day before. One query per batch, not per row."""
+
+    def __init__(self, batch: list[WebhookDelivery]) -> None:
+        self.done: dict[tuple[Any, str, str], list[datetime]] = {}
+        with_event = [d for d in batch if d.event_id]
+        if not with_event:
+            return
+        since = min(d.received_at for d in with_event) - timedelta(days=1)
+        found = (
+            WebhookDelivery.objects.filter(
+                tenant_id=with_event[0].tenant_id,
+                connection_id__in={d.connection_id for d in with_event},
+                event_id__in={d.event_id for d in with_event},
+                received_at__gte=since,
+                status=Delivery.DONE,
+            )
+            .exclude(pk__in=[d.pk for d in with_event])
+            .values_list("connection_id", "event_id", "topic", "received_at")
+        )
+        for connection_id, event_id, topic, received_at in found:
+            self.done.setdefault((connection_id, event_id, topic), []).append(received_at)
+
+    def is_copy(self, delivery: WebhookDelivery) -> bool:
+        if not delivery.event_id:
+            return False
+        since = delivery.received_at - timedelta(days=1)
+        return any(at >= since for at in self.done.get(_fanout_key(delivery), ()))
+
+    def settled(self, delivery: WebhookDelivery) -> None:
+        if delivery.event_id and delivery.status == Delivery.DONE:
+            self.done.setdefault(_fanout_key(delivery), []).append(delivery.received_at)
+
+
 def _is_fanout_copy(delivery: WebhookDelivery) -> bool:
     """Another copy of the same merchant action (same Shopify Event-Id and topic) is done."""
-    if not delivery.event_id:
-        return False
-    return (
-        WebhookDelivery.objects.filter(
-            tenant_id=delivery.tenant_id,
-            connection_id=delivery.connection_id,
-            received_at__gte=delivery.received_at - timedelta(days=1),
-            event_id=delivery.event_id,
-            topic=delivery.topic,
-            status=Delivery.DONE,
-        )
-        .exclude(pk=delivery.pk)
-        .exists()
-    )
+    return _Copies([delivery]).is_copy(delivery)
 
 
 def _settle(delivery: WebhookDelivery, status: str, error: str = "", now: datetime | None = None) -> None:
@@ -885,8 +968,9 @@ def _settle(delivery: WebhookDelivery, status: str, error: str = "", now: dateti
         delivery.processed_at = now
 
 
-def _process_claimed(delivery: WebhookDelivery) -> None:
-    """Process a claimed (locked) row and record its outcome, in the caller's transaction."""
+def _process_claimed(delivery: WebhookDelivery, copies: _Copies | None = None, batch: Any = None) -> None:
+    """Process a claimed (locked) row and set its outcome on the instance (not saved): the
+    caller writes it in its transaction (`_save_outcomes`)."""
     from integrations.normalize import normalize
     from integrations.normalized import PayloadError
 
@@ -898,15 +982,33 @@ def _process_claimed(delivery: WebhookDelivery) -> None:
             Delivery.IGNORED,
             "The connection was disconnected before this delivery was processed.",
         )
-    elif _is_fanout_copy(delivery):
+    elif copies.is_copy(delivery) if copies is not None else _is_fanout_copy(delivery):
         _settle(
             delivery,
             Delivery.IGNORED,
             f"A copy of event {delivery.event_id} was already processed.",
         )
     else:
-        _apply(delivery, normalize, PayloadError)
-    delivery.save(update_fields=["status", "attempts", "last_error", "next_attempt_at", "processed_at"])
+        _apply(delivery, normalize, PayloadError, batch)
+    if copies is not None:
+        copies.settled(delivery)
+
+
+_OUTCOME_FIELDS = ("status", "attempts", "last_error", "next_attempt_at", "processed_at")
+
+
+def _save_outcomes(deliveries: list[WebhookDelivery]) -> None:
+    """Write the outcomes of processed rows: one UPDATE per distinct outcome (a batch that
+    went well is one statement)."""
+    now = timezone.now()
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for delivery in deliveries:
+        if delivery.processed_at is not None:
+            delivery.processed_at = now  # when the outcome is written: one value per batch
+        outcome = tuple(getattr(delivery, name) for name in _OUTCOME_FIELDS)
+        groups.setdefault(outcome, []).append(delivery.pk)
+    for outcome, pks in groups.items():
+        WebhookDelivery.objects.filter(pk__in=pks).update(**dict(zip(_OUTCOME_FIELDS, outcome, strict=True)))
 
 
 def delivery_process(*, tenant: Tenant, delivery_pk: int) -> str | None:
@@ -917,26 +1019,32 @@ def delivery_process(*, tenant: Tenant, delivery_pk: int) -> str | None:
         if delivery is None:
             return None
         _process_claimed(delivery)
+        _save_outcomes([delivery])
     _touch_connection(delivery)
     return delivery.status
 
 
-def _drain_one(tenant: Tenant) -> WebhookDelivery | None:
-    """Claim the tenant's oldest pending row that no one else holds, process it, commit."""
+def _drain_batch(tenant: Tenant, limit: int = DRAIN_BATCH) -> list[WebhookDelivery]:
+    """Claim up to `limit` of the tenant's oldest pending rows, process them one by one and
+    commit them together; the rows processed (empty when none was left).
+
+    Each row's writes run in their own savepoint (upsert.apply is atomic), so a row that
+    fails rolls back alone and is settled like any failure; the outcomes are written at the
+    end, in the same transaction as the work. Reads that cannot change the outcome within
+    a batch (the connection, notice rules) are made once per batch (upsert.Batch).
+    """
+    from integrations.upsert import Batch
+
     with transaction.atomic():
-        # Oldest first, by the partial index delivery_due; SKIP LOCKED lets drains run side
-        # by side. Retrying rows wait for their backoff: the sweeper sends those.
-        delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("connection__tenant")
-            .filter(tenant=tenant, status=Delivery.PENDING)
-            .order_by("next_attempt_at")
-            .first()
-        )
-        if delivery is None:
-            return None
-        _process_claimed(delivery)
-    return delivery
+        deliveries = _claim_batch(tenant, limit)
+        if not deliveries:
+            return []
+        copies = _Copies(deliveries)
+        batch = Batch()
+        for delivery in deliveries:
+            _process_claimed(delivery, copies, batch)
+        _save_outcomes(deliveries)
+    return deliveries
 
 
 def delivery_drain(*, tenant: Tenant, slot: int = 0) -> int:
@@ -949,8 +1057,8 @@ def delivery_drain(*, tenant: Tenant, slot: int = 0) -> int:
     released = False
     try:
         while True:
-            delivery = _drain_one(tenant)
-            if delivery is None:
+            batch = _drain_batch(tenant, min(DRAIN_BATCH, DRAIN_MAX - processed))
+            if not batch:
                 if released:
                     break
                 # Let go first, then look once more: a delivery whose ack found the lease
@@ -959,8 +1067,9 @@ def delivery_drain(*, tenant: Tenant, slot: int = 0) -> int:
                 released = True
                 continue
             released = False
-            processed += 1
-            newest[delivery.connection_id] = delivery
+            processed += len(batch)
+            for delivery in batch:
+                newest[delivery.connection_id] = delivery
             if not fanned_out and processed >= DRAIN_FAN_OUT_AFTER:
                 fanned_out = True  # a backlog: let more worker processes help
                 for extra in range(1, DRAIN_SLOTS):
@@ -981,7 +1090,7 @@ def delivery_drain(*, tenant: Tenant, slot: int = 0) -> int:
     return processed
 
 
-def _apply(delivery: WebhookDelivery, normalize: Any, payload_error: type[Exception]) -> None:
+def _apply(delivery: WebhookDelivery, normalize: Any, payload_error: type[Exception], batch: Any = None) -> None:
     """Normalise and apply one claimed delivery inside a savepoint; settle its status."""
     connection = delivery.connection
     try:
@@ -996,7 +1105,7 @@ def _apply(delivery: WebhookDelivery, normalize: Any, payload_error: type[Except
         if records:
             from integrations import upsert
 
-            upsert.apply(connection=connection, records=records, received_at=delivery.received_at)
+            upsert.apply(connection=connection, records=records, received_at=delivery.received_at, batch=batch)
     except payload_error as exc:
         _settle(delivery, Delivery.DEAD, str(exc) or "The payload lacks a required field.")
     except Exception as exc:

@@ -38,9 +38,11 @@ Rules:
 - Tickets: when an order gains its customer or number, the customer's open unlinked tickets
   that quote that number are linked to it (integrations.orders.link_open_tickets_for_order).
 - Customers: linked by the platform customer id (Customer.external_ids key
-  "<platform>:<connection id>"), then by email (case-insensitive), else created through
-  tickets.services.customer_get_or_create; the external id is stored when the customer has
-  none for this connection. Empty name/phone are filled in, nothing is overwritten.
+  "<platform>:<connection id>"), then by email (case-insensitive), else created as
+  tickets.services.customer_get_or_create would (in one INSERT … ON CONFLICT, external id
+  included); the external id is stored when the customer has none for this connection.
+  Empty name/phone are filled in, nothing is overwritten. A customer created by this run
+  has no tickets, so no ticket linking is tried for them.
 - Tiers: after the records, each touched customer's tier is recomputed from their
   non-cancelled orders (VIP: lifetime value total − refunded ≥ 1,000 in whatever currency,
   or ≥ 10 orders; repeat: ≥ 2 orders; else new) and only ever raised, through
@@ -66,12 +68,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
 from typing import Any, cast
 
 from django.core.exceptions import ValidationError
 from django.db import connection as db_connection
 from django.db import models, transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
 from helpdesk.models import AuditLog
@@ -138,11 +141,27 @@ SHIPPED = frozenset({"in_transit", "out_for_delivery", "pickup_ready", "attempt_
 
 
 @dataclass
+class Batch:
+    """Reads several `apply` calls in one transaction (a drain batch of deliveries) make
+    once: per tenant, the active notice rules and whether any SLA policy has order
+    conditions. Made per transaction and dropped with it, so a change to either is seen by
+    the next batch (at most a fraction of a second later)."""
+
+    notice_rules: dict[int, dict[str, Any]] = field(default_factory=dict)
+    order_conditions: dict[int, bool] = field(default_factory=dict)
+
+
+@dataclass
 class _Run:
     connection: Connection
     received_at: datetime
+    batch: Batch | None = None
     counts: Counter = field(default_factory=Counter)
     customers: set[int] = field(default_factory=set)
+    # Customers this run linked (their rows as read or written here) and created: a customer
+    # created by this transaction has no orders but this run's and no tickets at all.
+    customer_rows: dict[int, Customer] = field(default_factory=dict)
+    new_customers: set[int] = field(default_factory=set)
     touched: set[tuple[str, int]] = field(default_factory=set)  # (kind, id) notices may announce
     sla_orders: set[int] = field(default_factory=set)  # orders whose SLA facts changed
 
@@ -157,9 +176,16 @@ class _Run:
 
 
 @transaction.atomic
-def apply(*, connection: Connection, records: Iterable[Record], received_at: datetime | None = None) -> dict[str, int]:
-    """Apply records to the connection's rows; counts per outcome (see the module doc)."""
-    run = _Run(connection=connection, received_at=received_at or timezone.now())
+def apply(
+    *,
+    connection: Connection,
+    records: Iterable[Record],
+    received_at: datetime | None = None,
+    batch: Batch | None = None,
+) -> dict[str, int]:
+    """Apply records to the connection's rows; counts per outcome (see the module doc).
+    `batch`: reads shared with the other calls of the caller's transaction (see Batch)."""
+    run = _Run(connection=connection, received_at=received_at or timezone.now(), batch=batch)
     for record in records:
         if isinstance(record, NOrder):
             _apply_order(run, record)
@@ -177,7 +203,7 @@ def apply(*, connection: Connection, records: Iterable[Record], received_at: dat
             raise TypeError(f"not a normalised record: {type(record).__name__}")
     for customer_id in sorted(run.customers):
         _raise_tier(run, customer_id)
-    if run.sla_orders:
+    if run.sla_orders and _uses_order_conditions(run):
         from tickets.services_order_sla import sla_reevaluate_for_orders
 
         sla_reevaluate_for_orders(tenant_id=run.tenant_id, order_ids=run.sla_orders)
@@ -185,52 +211,195 @@ def apply(*, connection: Connection, records: Iterable[Record], received_at: dat
         # Customer notices for what changed, in this transaction (rows first, Invariant 4).
         from integrations.notices_events import emit_for_run
 
-        emit_for_run(connection=run.connection, touched=run.touched)
+        emit_for_run(connection=run.connection, touched=run.touched, rules=_notice_rules(run))
     return {key: run.counts[key] for key in COUNT_KEYS}
+
+
+def _uses_order_conditions(run: _Run) -> bool:
+    """Whether an SLA policy of the tenant has order conditions (once per batch)."""
+    if run.batch is None:
+        return True  # sla_reevaluate_for_orders asks itself
+    found = run.batch.order_conditions.get(run.tenant_id)
+    if found is None:
+        from tickets.services_order_sla import tenant_uses_order_conditions
+
+        found = run.batch.order_conditions[run.tenant_id] = tenant_uses_order_conditions(run.tenant_id)
+    return found
+
+
+def _notice_rules(run: _Run) -> dict[str, Any] | None:
+    """The tenant's active notice rules, once per batch (None without one: emit reads them)."""
+    if run.batch is None:
+        return None
+    found = run.batch.notice_rules.get(run.tenant_id)
+    if found is None:
+        from integrations.notices import active_rules
+
+        found = run.batch.notice_rules[run.tenant_id] = active_rules(run.tenant_id)
+    return found
 
 
 # --- Helpers ---------------------------------------------------------------------------
 
 
-def _lock_or_create(model: type[models.Model], create: bool, **lookup: Any) -> tuple[Any, bool]:
-    """The row for `lookup`, locked; made when missing and `create` (race-safe).
-
-    `lookup` names exactly the fields of the model's unique constraint."""
-    query = model._default_manager.select_for_update().filter(**lookup)
-    row = query.first()
-    if row is not None or not create:
-        return row, False
-    made = _insert_unless_exists(model, lookup)
-    if made is not None:
-        return made, True
-    return query.get(), False  # a concurrent delivery made it a moment ago
+# Statements by hand. The ORM compiled every statement anew, ~1 ms of CPU each, which was
+# most of a delivery's cost; these are built once per process per shape (table and column
+# names from the models' meta, never from input), take their parameters through each
+# field's get_db_prep_save and hand rows back as model instances through the fields' own
+# database converters, as the ORM would.
 
 
-def _insert_unless_exists(model: type[models.Model], lookup: dict[str, Any]) -> Any | None:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new row (ours, so locked until
-    commit), or None when it exists. Instead of a savepoint around create() (two more round
-    trips per new order, fulfillment or refund, and the worker makes many)."""
-    obj = model(**lookup)
+@cache
+def _columns(model: type[models.Model]) -> tuple[str, tuple[tuple[int, tuple[Any, ...], Any], ...]]:
+    """(the model's column list, (index, converters, expression) of columns needing any)."""
+    meta = model._meta
+    quote = db_connection.ops.quote_name
+    converters = []
+    for index, model_field in enumerate(meta.concrete_fields):
+        col = model_field.get_col(meta.db_table)
+        found = (*db_connection.ops.get_db_converters(col), *col.get_db_converters(db_connection))
+        if found:
+            converters.append((index, found, col))
+    return ", ".join(quote(str(f.column)) for f in meta.concrete_fields), tuple(converters)
+
+
+def _from_row(model: type[models.Model], row: Iterable[Any]) -> Any:
+    values = list(row)
+    for index, converters, col in _columns(model)[1]:
+        for converter in converters:
+            values[index] = converter(values[index], col, db_connection)
+    return model.from_db(db_connection.alias, _attnames(model), values)
+
+
+@cache
+def _attnames(model: type[models.Model]) -> tuple[str, ...]:
+    return tuple(f.attname for f in model._meta.concrete_fields)
+
+
+def _column(model: type[models.Model], name: str) -> models.Field:
+    return cast(models.Field, model._meta.get_field(name))
+
+
+@cache
+def _select_sql(model: type[models.Model], names: tuple[str, ...], lock: bool) -> str:
+    meta = model._meta
+    quote = db_connection.ops.quote_name
+    where = " AND ".join(f"{quote(str(_column(model, n).column))} = %s" for n in names)
+    suffix = " FOR UPDATE" if lock and db_connection.features.has_select_for_update else ""
+    return f"SELECT {_columns(model)[0]} FROM {quote(meta.db_table)} WHERE {where}{suffix}"  # noqa: S608
+
+
+def _select(model: type[models.Model], lock: bool = False, **lookup: Any) -> list[Any]:
+    """Rows of `model` whose fields (attnames: `order_id`, not `order`) equal `lookup`."""
+    params = [_column(model, n).get_db_prep_save(v, db_connection) for n, v in lookup.items()]
+    with db_connection.cursor() as cursor:
+        cursor.execute(_select_sql(model, tuple(lookup), lock), params)
+        return [_from_row(model, row) for row in cursor.fetchall()]
+
+
+@cache
+def _update_sql(model: type[models.Model], names: tuple[str, ...]) -> str:
+    meta = model._meta
+    quote = db_connection.ops.quote_name
+    sets = ", ".join(f"{quote(str(_column(model, n).column))} = %s" for n in names)
+    return f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {quote(str(meta.pk.column))} = %s"  # noqa: S608
+
+
+def _save(row: models.Model, names: Iterable[str]) -> None:
+    """row.save(update_fields=names), without the ORM's per-call compilation."""
+    names = tuple(dict.fromkeys(names))
+    if not names:
+        return
+    params = [
+        _column(type(row), n).get_db_prep_save(getattr(row, _column(type(row), n).attname), db_connection)
+        for n in names
+    ]
+    with db_connection.cursor() as cursor:
+        cursor.execute(_update_sql(type(row), names), [*params, row.pk])
+
+
+@cache
+def _insert_sql(model: type[models.Model], rows: int, conflict: tuple[str, ...] | None) -> str:
     meta = model._meta
     quote = db_connection.ops.quote_name
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     columns = ", ".join(quote(str(f.column)) for f in fields)
-    conflict = ", ".join(quote(str(cast(models.Field, meta.get_field(name)).column)) for name in lookup)
-    params = [f.get_db_prep_save(f.pre_save(obj, True), db_connection) for f in fields]
-    # Table and column names come from the model's meta, never from input.
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) "  # noqa: S608
-        f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {quote(str(meta.pk.column))}"
+    values = ", ".join([f"({', '.join(['%s'] * len(fields))})"] * rows)
+    on_conflict = ""
+    if conflict is not None:
+        names = ", ".join(quote(str(_column(model, n).column)) for n in conflict)
+        on_conflict = f" ON CONFLICT ({names}) DO NOTHING"
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {values}{on_conflict} "  # noqa: S608
+        f"RETURNING {quote(str(meta.pk.column))}"
     )
+
+
+def _insert(rows: list[Any], conflict: tuple[str, ...] | None = None) -> bool:
+    """INSERT the unsaved rows (one model) in one statement; with `conflict` (the names of a
+    unique constraint's fields) ON CONFLICT DO NOTHING, for one row: False when it exists.
+    A new row is ours, so locked until commit."""
+    if not rows:
+        return True
+    model: type[models.Model] = type(rows[0])
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    params = [f.get_db_prep_save(f.pre_save(row, True), db_connection) for row in rows for f in fields]
     with db_connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        found = cursor.fetchone()
-    if found is None:
-        return None
-    obj.pk = found[0]
-    obj._state.adding = False
-    obj._state.db = db_connection.alias
-    return obj
+        cursor.execute(_insert_sql(model, len(rows), conflict), params)
+        found = cursor.fetchall()
+    if len(found) != len(rows):
+        return False
+    for row, (pk,) in zip(rows, found, strict=True):
+        row.pk = pk
+        row._state.adding = False
+        row._state.db = db_connection.alias
+    return True
+
+
+class _Raced(Exception):
+    """A concurrent transaction inserted the row this one was about to insert."""
+
+
+def _lock_or_create(model: type[models.Model], create: bool, **lookup: Any) -> tuple[Any, bool]:
+    """The row for `lookup`, locked; made when missing and `create` (race-safe).
+
+    `lookup` names exactly the fields of the model's unique constraint (attnames)."""
+    found = _select(model, lock=True, **lookup)
+    if found or not create:
+        return (found[0] if found else None), False
+    made = model(**lookup)
+    if _insert([made], conflict=tuple(lookup)):
+        return made, True
+    return _select(model, lock=True, **lookup)[0], False  # a concurrent delivery made it a moment ago
+
+
+def _lock_or_new(model: type[models.Model], known_new: bool = False, **lookup: Any) -> tuple[Any, bool]:
+    """The row for `lookup`, locked, or a new unsaved one (True) for `_store` to insert with
+    all its values at once (one statement instead of an INSERT and an UPDATE).
+    `known_new`: the caller knows there is none (a child of an order made by this run)."""
+    found = [] if known_new else _select(model, lock=True, **lookup)
+    if found:
+        return found[0], False
+    return model(**lookup), True
+
+
+def _store(row: models.Model, created: bool, changed: Iterable[str], unique: tuple[str, ...]) -> None:
+    """Write what changed: the whole row when it is new (raises _Raced when a concurrent
+    transaction inserted it meanwhile; the caller starts over and finds it), else the fields."""
+    if created:
+        if not _insert([row], conflict=unique):
+            raise _Raced(type(row).__name__)
+    else:
+        _save(row, changed)
+
+
+def _once_more_if_raced(apply_one: Any, *args: Any, **kwargs: Any) -> None:
+    """Run `apply_one`; again when it lost a race to insert a row (which now exists, so the
+    second run locks and updates it like any other)."""
+    try:
+        apply_one(*args, **kwargs)
+    except _Raced:
+        apply_one(*args, **kwargs)
 
 
 def _fit(model: type[models.Model], name: str, value: Any) -> Any:
@@ -274,7 +443,7 @@ def _order_for_child(run: _Run, order_external_id: str, order_number: str) -> Or
         Order,
         True,
         tenant_id=run.tenant_id,
-        connection=run.connection,
+        connection_id=run.connection.pk,
         external_id=_fit(Order, "external_id", order_external_id),
     )
     if created:
@@ -282,7 +451,7 @@ def _order_for_child(run: _Run, order_external_id: str, order_number: str) -> Or
         number = _fit(Order, "number", order_number)
         if number:
             order.number, order.name = number, _fit(Order, "name", f"#{number}")
-            order.save(update_fields=["number", "name"])
+            _save(order, ["number", "name"])
     return order
 
 
@@ -291,14 +460,23 @@ def _order_values(rec: NOrder) -> dict[str, Any]:
     return {name: _fit(Order, name, getattr(rec, name)) for name in names}
 
 
+ORDER_UNIQUE = ("tenant_id", "connection_id", "external_id")
+
+
 def _apply_order(run: _Run, rec: NOrder) -> None:
-    order, created = _lock_or_create(
-        Order,
-        not rec.deleted,
-        tenant_id=run.tenant_id,
-        connection=run.connection,
-        external_id=rec.external_id,
-    )
+    _once_more_if_raced(_apply_order_once, run, rec)
+
+
+def _apply_order_once(run: _Run, rec: NOrder) -> None:
+    lookup: dict[str, Any] = {
+        "tenant_id": run.tenant_id,
+        "connection_id": run.connection.pk,
+        "external_id": rec.external_id,
+    }
+    if rec.deleted:
+        order, created = _lock_or_create(Order, False, **lookup)
+    else:
+        order, created = _lock_or_new(Order, **lookup)
     if order is None:  # a deletion of an order we never saw
         run.counts["ignored"] += 1
         return
@@ -312,6 +490,7 @@ def _apply_order(run: _Run, rec: NOrder) -> None:
         run.counts["unchanged"] += 1
         applies = False
 
+    changed: list[str] = []
     if applies:
         values = _order_values(rec)
         if order.redacted_at is not None:
@@ -331,24 +510,31 @@ def _apply_order(run: _Run, rec: NOrder) -> None:
             if customer is not None and order.customer_id != customer.pk:
                 order.customer = customer
                 changed.append("customer")
-        if changed:
+        if changed or created:
             order.updated_at = timezone.now()
-            order.save(update_fields=[*changed, "updated_at"])
+            _store(order, created, [*changed, "updated_at"], ORDER_UNIQUE)
             if SLA_FIELDS.intersection(changed):
                 run.sla_orders.add(order.pk)
+    elif created:
+        _store(order, created, [], ORDER_UNIQUE)
+    if applies:
         lines_changed = False
         if rec.provided is None or "lines" in rec.provided:
-            lines_changed = _replace_lines(run, order, rec.lines)
+            lines_changed = _replace_lines(run, order, rec.lines, known_new=created)
         _count(run, created, bool(changed) or lines_changed)
         run.touched.add(("order", order.pk))
-        if order.customer_id is not None and {"customer", "number"} & set(changed):
+        if (
+            order.customer_id is not None
+            and order.customer_id not in run.new_customers  # no tickets yet
+            and {"customer", "number"} & set(changed)
+        ):
             # Open tickets of this customer that quote this order's number get linked to it.
             from integrations.orders import link_open_tickets_for_order
 
             link_open_tickets_for_order(order=order)
 
     for fulfillment in rec.fulfillments:
-        _apply_fulfillment(run, fulfillment, order=order)
+        _apply_fulfillment(run, fulfillment, order=order, order_created=created)
     for refund in rec.refunds:
         _apply_refund(run, refund, order=order, recompute=False)
     # A row this record just made has no refund rows yet (save the ones it carries).
@@ -359,8 +545,13 @@ def _apply_order(run: _Run, rec: NOrder) -> None:
         run.customers.add(order.customer_id)
 
 
-def _replace_lines(run: _Run, order: Order, lines: list[NLine]) -> bool:
-    existing = {line.external_id: line for line in OrderLine.objects.filter(tenant_id=run.tenant_id, order=order)}
+def _replace_lines(run: _Run, order: Order, lines: list[NLine], known_new: bool = False) -> bool:
+    """`known_new`: the order was made by this run, so it has no lines to read."""
+    existing = (
+        {}
+        if known_new
+        else {line.external_id: line for line in _select(OrderLine, tenant_id=run.tenant_id, order_id=order.pk)}
+    )
     wanted = {line.external_id: line for line in lines}  # a repeated id: the last one wins
     changed = False
     new_lines = []
@@ -378,16 +569,16 @@ def _replace_lines(run: _Run, order: Order, lines: list[NLine]) -> bool:
             new_lines.append(
                 OrderLine(
                     tenant_id=run.tenant_id,
-                    order=order,
+                    order_id=order.pk,
                     external_id=_fit(OrderLine, "external_id", external_id),
                     **values,
                 )
             )
             changed = True
         elif fields := _changes(row, values):
-            row.save(update_fields=fields)
+            _save(row, fields)
             changed = True
-    OrderLine.objects.bulk_create(new_lines)  # one INSERT for every new line
+    _insert(new_lines)  # one INSERT for every new line
     gone = [row.pk for external_id, row in existing.items() if external_id not in wanted]
     if gone:
         OrderLine.objects.filter(tenant_id=run.tenant_id, pk__in=gone).delete()
@@ -395,20 +586,38 @@ def _replace_lines(run: _Run, order: Order, lines: list[NLine]) -> bool:
     return changed
 
 
+def _amount(value: Any) -> Decimal | None:
+    """A sum as the database gave it (SQLite: a float or text) as a Decimal."""
+    if value is None or isinstance(value, Decimal):
+        return value
+    return Decimal(str(value)).quantize(CENT, ROUND_HALF_UP)
+
+
+def _scalars(sql: str, params: list[Any]) -> tuple[Any, ...]:
+    with db_connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return tuple(cursor.fetchone())
+
+
+@cache
+def _refund_sum_sql() -> str:
+    quote = db_connection.ops.quote_name
+    return (
+        f"SELECT SUM({quote('amount')}) FROM {quote(Refund._meta.db_table)} "  # noqa: S608
+        f"WHERE {quote('tenant_id')} = %s AND {quote('order_id')} = %s"
+    )
+
+
 def _recompute_refunded(order: Order, reported: Decimal | None = None, no_rows: bool = False) -> bool:
     """Set refunded_total from the refund rows (see the module doc); True when it changed.
     `no_rows`: the caller knows there are none (a new order), so they are not summed."""
-    rows = (
-        None
-        if no_rows
-        else Refund.objects.filter(tenant_id=order.tenant_id, order=order).aggregate(s=Sum("amount"))["s"]
-    )
+    rows = None if no_rows else _amount(_scalars(_refund_sum_sql(), [order.tenant_id, order.pk])[0])
     floor = _fit(Order, "refunded_total", reported) if reported is not None else order.refunded_total
     total = max(rows or Decimal("0"), floor or Decimal("0"))
     if order.refunded_total == total:
         return False
     order.refunded_total = total
-    order.save(update_fields=["refunded_total"])
+    _save(order, ["refunded_total"])
     return True
 
 
@@ -427,30 +636,104 @@ def by_platform_id(key: str, external_id: str) -> Q:
     return Q(**{f"external_ids__{key}": external_id})
 
 
+@cache
+def _find_customer_sql(by_id: bool, by_email: bool) -> str:
+    """Postgres: the customer by platform id (`@>`, the GIN index) or else by email, in one
+    statement: a platform-id match first, then the oldest email match."""
+    quote = db_connection.ops.quote_name
+    ids, email = f"{quote('external_ids')} @> %s", f"{quote('email')} = %s"
+    which = " OR ".join([*([ids] if by_id else []), *([email] if by_email else [])])
+    order = f"({ids}) DESC, {quote('id')}" if by_id and by_email else quote("id")
+    return (
+        f"SELECT {_columns(Customer)[0]} FROM {quote(Customer._meta.db_table)} "  # noqa: S608
+        f"WHERE {quote('tenant_id')} = %s AND ({which}) ORDER BY {order} LIMIT 1"
+    )
+
+
+def _find_customer(run: _Run, external_id: str, email: str) -> Customer | None:
+    if db_connection.vendor != "postgresql":  # the SQLite demo: no JSON containment
+        tenant_customers = Customer.objects.filter(tenant_id=run.tenant_id)
+        customer = None
+        if external_id:
+            customer = tenant_customers.filter(by_platform_id(run.key, external_id)).order_by().first()
+        if customer is None and email:
+            customer = tenant_customers.filter(email=email).order_by("pk").first()
+        return customer
+    ids = _column(Customer, "external_ids").get_db_prep_save({run.key: external_id}, db_connection)
+    params: list[Any] = [run.tenant_id]
+    if external_id:
+        params.append(ids)
+    if email:
+        params.append(email)
+    if external_id and email:
+        params.append(ids)
+    with db_connection.cursor() as cursor:
+        cursor.execute(_find_customer_sql(bool(external_id), bool(email)), params)
+        row = cursor.fetchone()
+    return None if row is None else _from_row(Customer, row)
+
+
+@cache
+def _insert_customer_sql() -> str:
+    quote = db_connection.ops.quote_name
+    fields = [f for f in Customer._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    return (
+        f"INSERT INTO {quote(Customer._meta.db_table)} ({columns}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({quote('tenant_id')}, {quote('email')}) WHERE NOT ({quote('email')} = '') "
+        f"DO UPDATE SET {quote('email')} = EXCLUDED.{quote('email')} "
+        f"RETURNING {_columns(Customer)[0]}, (xmax = 0)"
+    )
+
+
+def _create_customer(run: _Run, email: str, incoming: NCustomer) -> tuple[Customer, bool]:
+    """The tenant's customer with this (non-empty, lower-cased) email, made with the
+    connection's external id, name and phone when there is none: (customer, created).
+
+    What tickets.services.customer_get_or_create makes, in one statement (an INSERT … ON
+    CONFLICT that hands back the row a concurrent delivery made), external id included."""
+    if db_connection.vendor != "postgresql":
+        customer = customer_get_or_create(
+            tenant=run.connection.tenant, email=email, name=incoming.name, phone=incoming.phone
+        )
+        return customer, False
+    customer = Customer(
+        tenant_id=run.tenant_id,
+        email=email,
+        name=incoming.name[:150],
+        phone=incoming.phone.strip()[:32],
+        language=run.connection.tenant.default_language,
+        tier=Tier.NEW,
+        external_ids={run.key: incoming.external_id} if incoming.external_id else {},
+        note="",
+        created_at=timezone.now(),
+    )
+    fields = [f for f in Customer._meta.concrete_fields if not f.primary_key]
+    params = [f.get_db_prep_save(f.pre_save(customer, True), db_connection) for f in fields]
+    with db_connection.cursor() as cursor:
+        cursor.execute(_insert_customer_sql(), params)
+        row = cursor.fetchone()
+    return _from_row(Customer, row[:-1]), bool(row[-1])
+
+
 def _link_customer(run: _Run, incoming: NCustomer) -> Customer | None:
     # Customer emails are stored lower-cased, so an exact match uses the (tenant, email)
     # unique index; iexact (UPPER(email)) scanned every tenant's customers.
-    tenant_customers = Customer.objects.filter(tenant_id=run.tenant_id)
-    customer = None
-    if incoming.external_id:
-        found = tenant_customers.filter(by_platform_id(run.key, incoming.external_id)).order_by()[:1]
-        customer = next(iter(found), None)
     email = incoming.email.strip().lower()[:254]
-    if customer is None and email:
-        customer = tenant_customers.filter(email=email).order_by("pk").first()
+    customer = _find_customer(run, incoming.external_id, email)
     if customer is None:
-        if not email and not incoming.phone:
-            return None
-        try:
-            # Race-safe without a savepoint: an INSERT … ON CONFLICT for emails.
-            customer = customer_get_or_create(
-                tenant=run.connection.tenant,
-                email=email,
-                name=incoming.name,
-                phone=incoming.phone,
-            )
-        except ValidationError:
-            return None
+        if email:
+            customer, created = _create_customer(run, email, incoming)
+            if created:
+                run.new_customers.add(customer.pk)
+        elif incoming.phone:
+            try:
+                customer = customer_get_or_create(
+                    tenant=run.connection.tenant, phone=incoming.phone, name=incoming.name
+                )
+            except ValidationError:
+                return None
         if customer is None:
             return None
     changed = []
@@ -463,39 +746,60 @@ def _link_customer(run: _Run, incoming: NCustomer) -> Customer | None:
     if incoming.phone and not customer.phone:
         customer.phone = incoming.phone[:32]
         changed.append("phone")
-    if changed:
-        customer.save(update_fields=changed)
+    _save(customer, changed)
+    run.customer_rows[customer.pk] = customer
     return customer
 
 
+@cache
+def _history_sql() -> str:
+    quote = db_connection.ops.quote_name
+    return (
+        f"SELECT COUNT(*), SUM({quote('total')} - {quote('refunded_total')}) "  # noqa: S608
+        f"FROM {quote(Order._meta.db_table)} WHERE {quote('tenant_id')} = %s "
+        f"AND {quote('customer_id')} = %s AND {quote('cancelled_at')} IS NULL"
+    )
+
+
 def _raise_tier(run: _Run, customer_id: int) -> None:
-    customer = Customer.objects.filter(tenant_id=run.tenant_id, pk=customer_id).first()
-    if customer is None:
-        return
-    history = Order.objects.filter(
-        tenant_id=run.tenant_id, customer_id=customer_id, cancelled_at__isnull=True
-    ).aggregate(n=Count("id"), value=Sum(F("total") - F("refunded_total")))
-    count, value = history["n"] or 0, history["value"] or Decimal("0")
+    count, value = _scalars(_history_sql(), [run.tenant_id, customer_id])
+    count, value = count or 0, _amount(value) or Decimal("0")
     if value >= VIP_LIFETIME_VALUE or count >= VIP_ORDER_COUNT:
         tier = Tier.VIP
     elif count >= REPEAT_ORDER_COUNT:
         tier = Tier.REPEAT
     else:
         tier = Tier.NEW
-    if TIER_RANK[tier] > TIER_RANK.get(customer.tier, 0):
+    if tier == Tier.NEW:
+        return  # the lowest tier: nothing to raise
+    # The customer as read in this run saves a query when nothing is to be raised; a raise
+    # reads the row again, so it compares against the tier as it is now.
+    customer = run.customer_rows.get(customer_id)
+    if customer is not None and TIER_RANK[tier] <= TIER_RANK.get(customer.tier, 0):
+        return
+    customer = Customer.objects.filter(tenant_id=run.tenant_id, pk=customer_id).first()
+    if customer is not None and TIER_RANK[tier] > TIER_RANK.get(customer.tier, 0):
         customer_update(customer=customer, actor=Actor.system(), tier=tier)
 
 
 # --- Fulfillments, refunds, returns ----------------------------------------------------
 
 
-def _apply_fulfillment(run: _Run, rec: NFulfillment, order: Order | None = None) -> None:
+def _apply_fulfillment(run: _Run, rec: NFulfillment, order: Order | None = None, order_created: bool = False) -> None:
+    """`order_created`: `order` was made by this run, so it has no fulfillments yet."""
     order = order or _order_for_child(run, rec.order_external_id, rec.order_number)
-    row, created = _lock_or_create(
+    _once_more_if_raced(_apply_fulfillment_once, run, rec, order, order_created)
+
+
+FULFILLMENT_UNIQUE = ("tenant_id", "order_id", "external_id")
+
+
+def _apply_fulfillment_once(run: _Run, rec: NFulfillment, order: Order, known_new: bool) -> None:
+    row, created = _lock_or_new(
         Fulfillment,
-        True,
+        known_new,
         tenant_id=run.tenant_id,
-        order=order,
+        order_id=order.pk,
         external_id=_fit(Fulfillment, "external_id", rec.external_id),
     )
     stored = row.platform_updated_at
@@ -551,8 +855,8 @@ def _apply_fulfillment(run: _Run, rec: NFulfillment, order: Order | None = None)
     if rec.updated_at is not None and (stored is None or rec.updated_at > stored):
         values["platform_updated_at"] = rec.updated_at
     changed = _changes(row, values)
-    if changed:
-        row.save(update_fields=changed)
+    if created or changed:
+        _store(row, created, changed, FULFILLMENT_UNIQUE)
     _count(run, created, bool(changed))
     if created or changed:
         run.touched.add(("fulfillment", row.pk))
@@ -564,7 +868,7 @@ def _apply_refund(run: _Run, rec: NRefund, order: Order | None = None, recompute
         Refund,
         True,
         tenant_id=run.tenant_id,
-        order=order,
+        order_id=order.pk,
         external_id=_fit(Refund, "external_id", rec.external_id),
     )
     values: dict[str, Any] = {"amount": _fit(Refund, "amount", abs(rec.amount))}
@@ -577,8 +881,7 @@ def _apply_refund(run: _Run, rec: NRefund, order: Order | None = None, recompute
     if rec.lines:
         values["lines"] = rec.lines
     changed = _changes(row, values)
-    if changed:
-        row.save(update_fields=changed)
+    _save(row, changed)
     _count(run, created, bool(changed))
     if created:
         run.touched.add(("refund", row.pk))
@@ -592,7 +895,7 @@ def _apply_return(run: _Run, rec: NReturn) -> None:
         Return,
         True,
         tenant_id=run.tenant_id,
-        order=order,
+        order_id=order.pk,
         external_id=_fit(Return, "external_id", rec.external_id),
     )
     stored = row.platform_updated_at
@@ -612,8 +915,7 @@ def _apply_return(run: _Run, rec: NReturn) -> None:
     if rec.updated_at is not None and (stored is None or rec.updated_at > stored):
         values["platform_updated_at"] = rec.updated_at
     changed = _changes(row, values)
-    if changed:
-        row.save(update_fields=changed)
+    _save(row, changed)
     _count(run, created, bool(changed))
     if created or changed:
         run.touched.add(("return", row.pk))

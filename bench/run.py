@@ -363,7 +363,7 @@ def count_queries(sc: Scenario, ids: dict, path: str, repeat: int = 10) -> dict:
     client = Client()
     extra = {"HTTP_ACCEPT": sc.accept}
     if sc.auth == "session":
-        client.force_login(ids["agents"][0], backend="django.contrib.auth.backends.ModelBackend")
+        client.force_login(ids["agents"][0], backend="helpdesk.auth_backends.CachedModelBackend")
     elif sc.auth == "token":
         extra["HTTP_AUTHORIZATION"] = ids["auth"]
 

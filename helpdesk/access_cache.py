@@ -26,6 +26,10 @@ def _members_key(tenant_id: int) -> str:
     return f"access:members:{tenant_id}"
 
 
+def _user_key(user_id: int) -> str:
+    return f"access:user:{user_id}"
+
+
 def _token_key(tenant_id: int, prefix: str) -> str:
     return f"access:token:{tenant_id}:{prefix}"
 
@@ -68,6 +72,26 @@ def members(tenant: Tenant) -> list[User]:
     return [_thaw(User, {"id": pk, "name": name, "email": email}) for pk, name, email in rows]
 
 
+def user_by_id(user_id: int) -> User | None:
+    """The signed-in user of a session (every page asks; see CachedModelBackend). Any save
+    or delete of the user drops the entry (user_changed), so a password change ends other
+    sessions at once, as without the cache."""
+    key = _user_key(user_id)
+    found = cache.get(key)
+    if found is not None:
+        return _thaw(User, found)
+    user = User.objects.filter(pk=user_id).first()
+    if user is not None:
+        cache.set(key, _freeze(user), TTL_SECONDS)
+    return user
+
+
+def user_changed(user_id: int) -> None:
+    key = _user_key(user_id)
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key))
+
+
 def active_token(tenant_id: int, prefix: str) -> ApiToken | None:
     """The unrevoked token with this public prefix (and its tenant), or None. Every API
     request asks; revoking a token or editing the workspace drops the entry (tokens_changed)."""
@@ -77,7 +101,9 @@ def active_token(tenant_id: int, prefix: str) -> ApiToken | None:
         token = _thaw(ApiToken, found["token"])
         token.tenant = _thaw(Tenant, found["tenant"])
         return token
-    token = ApiToken.objects.select_related("tenant").filter(tenant_id=tenant_id, prefix=prefix, revoked_at=None).first()
+    token = (
+        ApiToken.objects.select_related("tenant").filter(tenant_id=tenant_id, prefix=prefix, revoked_at=None).first()
+    )
     if token is not None:
         remember_token(token)
     return token

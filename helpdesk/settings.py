@@ -118,7 +118,7 @@ else:
 AUTH_USER_MODEL = "helpdesk.User"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "helpdesk.auth_backends.CachedModelBackend",
 ]
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",

@@ -56,7 +56,7 @@ def cast(db) -> Cast:
 
 def _logged_in(user: User) -> Client:
     client = Client()
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    client.force_login(user, backend="helpdesk.auth_backends.CachedModelBackend")
     return client
 
 

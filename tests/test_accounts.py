@@ -137,6 +137,35 @@ def test_signing_out_is_a_post_and_ends_the_session(agent_client):
     assert urlsplit(after["Location"]).path == LOGIN
 
 
+def test_the_signed_in_user_comes_from_the_access_cache(client, cast, django_assert_num_queries):
+    from helpdesk.auth_backends import CachedModelBackend
+
+    sign_in(client, "agent@acme.test")
+    user_id = client.session["_auth_user_id"]
+    assert CachedModelBackend().get_user(user_id).email == "agent@acme.test"
+    with django_assert_num_queries(0):
+        assert CachedModelBackend().get_user(user_id).email == "agent@acme.test"
+    assert CachedModelBackend().get_user("not-a-number") is None
+
+
+def test_a_password_changed_elsewhere_ends_the_other_sessions_at_once(client, cast):
+    sign_in(client, "agent@acme.test")
+    assert client.get("/t/acme/queue/").status_code == 200  # the user is cached now
+    user = User.objects.get(email="agent@acme.test")
+    user.set_password("a-new-long-passphrase-2026")
+    user.save()
+    assert client.get("/t/acme/queue/").status_code == 302
+
+
+def test_a_deactivated_user_is_signed_out_at_once(client, cast):
+    sign_in(client, "agent@acme.test")
+    assert client.get("/t/acme/queue/").status_code == 200
+    user = User.objects.get(email="agent@acme.test")
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    assert client.get("/t/acme/queue/").status_code == 302
+
+
 def test_a_signed_in_user_visiting_the_login_page_is_sent_on(agent_client):
     assert agent_client.get(LOGIN).status_code == 302
 

@@ -191,7 +191,7 @@ def test_a_session_with_two_memberships_and_no_x_tenant_is_400(agent_client, cas
 
 def test_a_session_write_without_a_csrf_token_is_refused(cast):
     client = Client(enforce_csrf_checks=True)
-    client.force_login(cast.admin, backend="django.contrib.auth.backends.ModelBackend")
+    client.force_login(cast.admin, backend="helpdesk.auth_backends.CachedModelBackend")
     response = client.post(TOKENS, {"name": "x"}, content_type="application/json", HTTP_X_TENANT="acme")
     assert_error(response, 403, "permission_denied")
     assert not ApiToken.objects.filter(tenant=cast.tenant, name="x").exists()

@@ -588,7 +588,7 @@ def test_api_connections_are_for_admins(cast):
     make(cast)
     for who in ("agent", "lead"):
         client = APIClient()
-        client.force_login(getattr(cast, who), backend="django.contrib.auth.backends.ModelBackend")
+        client.force_login(getattr(cast, who), backend="helpdesk.auth_backends.CachedModelBackend")
         assert client.get(API).status_code == 403
         response = client.post(API, {"platform": "generic", "name": "X"}, format="json")
         assert response.status_code == 403

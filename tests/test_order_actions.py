@@ -822,7 +822,7 @@ def test_api_creates_queued_and_awaiting_actions_with_201_and_202(world, api, dj
     from django.test import Client
 
     client = Client()
-    client.force_login(world.cast.agent, backend="django.contrib.auth.backends.ModelBackend")
+    client.force_login(world.cast.agent, backend="helpdesk.auth_backends.CachedModelBackend")
     response = client.post(
         "/api/v1/order-actions/",
         json.dumps(

@@ -54,7 +54,7 @@ def berlin(day: int, hour: int, minute: int = 0) -> datetime:
 def session_api(user) -> Client:
     """A signed-in browser session talking to the API (naming the workspace by header)."""
     client = Client(HTTP_X_TENANT="acme")
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    client.force_login(user, backend="helpdesk.auth_backends.CachedModelBackend")
     return client
 
 
@@ -791,7 +791,7 @@ def test_the_outsider_cannot_create_with_tenant_a_type_or_assign_tenant_a_agents
 
 def test_a_session_naming_another_workspace_is_404(cast, tenant_a_ids):
     client = Client(HTTP_X_TENANT="acme")
-    client.force_login(cast.outsider, backend="django.contrib.auth.backends.ModelBackend")
+    client.force_login(cast.outsider, backend="helpdesk.auth_backends.CachedModelBackend")
     assert_error(client.get(f"{TICKETS}{tenant_a_ids['ticket']}/"), 404, "not_found")
     assert_error(client.get(TICKETS), 404, "not_found")
 

@@ -256,7 +256,7 @@ def test_an_admin_removes_a_member(admin_client_a, cast):
 
 def test_the_last_owner_cannot_be_demoted_or_removed(cast):
     owner_client = Client()
-    owner_client.force_login(cast.owner, backend="django.contrib.auth.backends.ModelBackend")
+    owner_client.force_login(cast.owner, backend="helpdesk.auth_backends.CachedModelBackend")
     target = membership(cast.owner)
     response = owner_client.post(f"{MEMBERS}{target.pk}/", {"role": "admin"}, follow=True)
     assert "A workspace needs at least one owner." in messages_of(response)
@@ -268,7 +268,7 @@ def test_the_last_owner_cannot_be_demoted_or_removed(cast):
 
 def test_an_owner_may_step_down_once_there_is_another_owner(cast):
     owner_client = Client()
-    owner_client.force_login(cast.owner, backend="django.contrib.auth.backends.ModelBackend")
+    owner_client.force_login(cast.owner, backend="helpdesk.auth_backends.CachedModelBackend")
     owner_client.post(f"{MEMBERS}{membership(cast.admin).pk}/", {"role": "owner"})
     owner_client.post(f"{MEMBERS}{membership(cast.owner).pk}/", {"role": "admin"})
     assert membership(cast.admin).role == Role.OWNER
@@ -285,7 +285,7 @@ def test_an_admin_cannot_make_anyone_an_owner(admin_client_a, cast):
 
 def test_an_admin_cannot_demote_or_remove_an_owner(admin_client_a, cast):
     owner_client = Client()
-    owner_client.force_login(cast.owner, backend="django.contrib.auth.backends.ModelBackend")
+    owner_client.force_login(cast.owner, backend="helpdesk.auth_backends.CachedModelBackend")
     owner_client.post(f"{MEMBERS}{membership(cast.lead).pk}/", {"role": "owner"})
     assert membership(cast.lead).role == Role.OWNER
     admin_client_a.post(f"{MEMBERS}{membership(cast.lead).pk}/", {"role": "agent"})
@@ -304,7 +304,7 @@ def test_an_admin_sees_no_owner_controls(admin_client_a, cast):
 
 def test_an_owner_sees_the_owner_option(cast):
     owner_client = Client()
-    owner_client.force_login(cast.owner, backend="django.contrib.auth.backends.ModelBackend")
+    owner_client.force_login(cast.owner, backend="helpdesk.auth_backends.CachedModelBackend")
     assert '<option value="owner"' in owner_client.get(MEMBERS).content.decode()
 
 

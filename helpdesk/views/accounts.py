@@ -51,7 +51,7 @@ def accept_invitation(request: HttpRequest, tenant_id: int, secret: str) -> Http
             name=form.cleaned_data["name"],
         )
         services.invitation_accept(invitation=invitation, user=user)
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend="helpdesk.auth_backends.CachedModelBackend")
         messages.success(request, f"Welcome to {invitation.tenant.name}.")
         return redirect("tenant_home", tenant_slug=invitation.tenant.slug)
     return render(

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.core.cache import cache
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.core.exceptions import EmptyResultSet, FullResultSet
+from django.db import connections
+from django.db.models import Count, Model, Prefetch, Q, QuerySet
+from django.db.models.query import ValuesListIterable
 from django.utils import timezone
 
 from helpdesk import access_cache
@@ -47,22 +52,6 @@ STATIC_VIEWS = [
 VIEW_KEYS = {v.key for v in STATIC_VIEWS}
 
 
-def _view_filter(view: str, agent: User | None, at: datetime) -> tuple[Q, tuple[str, str]]:
-    """Filter and keyset order for a queue view."""
-    open_q = Q(status__in=OPEN_STATUSES)
-    if view == "mine":
-        return open_q & Q(assignee=agent), ("sla_due_at", "id")
-    if view == "unassigned":
-        return open_q & Q(assignee__isnull=True), ("sla_due_at", "id")
-    if view == "breaching":
-        return open_q & Q(sla_due_at__lte=at + BREACHING_SOON), ("sla_due_at", "id")
-    if view == "pending":
-        return Q(status=Status.PENDING), ("last_activity_at", "id")
-    if view.startswith("type:"):
-        return open_q & Q(ticket_type__slug=view[5:]), ("sla_due_at", "id")
-    return open_q, ("sla_due_at", "id")
-
-
 def encode_cursor(value: datetime, pk: int) -> str:
     return base64.urlsafe_b64encode(f"{value.isoformat()}|{pk}".encode()).decode().rstrip("=")
 
@@ -78,6 +67,120 @@ def decode_cursor(raw: str) -> tuple[datetime, int] | None:
         return parsed, int(pk)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         return None
+
+
+# --- Prepared reads ------------------------------------------------------------------------
+# Django builds and compiles a queryset again on every evaluation: for the page reads below
+# that is 0.7-1.7 ms of CPU each, several times what Postgres needs to answer them. A
+# PreparedRead compiles its queryset to SQL once per process and connection, then only binds
+# new values.
+
+
+class PreparedRead:
+    """A `values_list` queryset compiled once; each call binds new values to its slots.
+
+    `build(**slots)` must return a `values_list` queryset that depends on nothing but its
+    arguments. To check that, it is compiled twice with different stand-in values: the SQL
+    and every other parameter must come out the same and the stand-ins at the same places.
+    When the check fails (or the columns need Python-side conversion that isn't safe to
+    repeat), every call simply evaluates `build(**values)` through the ORM.
+    """
+
+    def __init__(self, build: Callable[..., QuerySet], **slots: type) -> None:
+        self.build = build
+        self.slots = slots
+        self._plans: dict[str, tuple[str, list[tuple[bool, Any]], list] | None] = {}
+
+    def _stand_ins(self, round_: int) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for i, (name, kind) in enumerate(self.slots.items(), start=1):
+            n = round_ * 100 + i
+            if kind is int:
+                values[name] = 2_000_000_000 + n  # inside the range of integer and positive columns
+            elif kind is datetime:
+                values[name] = datetime(1901, 1, 1, tzinfo=UTC) + timedelta(seconds=n)
+            elif kind is str:
+                values[name] = f"\x1fstand-in {n}\x1f"
+            else:
+                raise TypeError(f"PreparedRead slot {name!r}: int, datetime or str, not {kind!r}")
+        return values
+
+    def _prepare(self, alias: str) -> tuple[str, list[tuple[bool, Any]], list] | None:
+        try:
+            return self._compile(alias)
+        except (EmptyResultSet, FullResultSet, TypeError, ValueError):  # e.g. a stand-in out of a column's range
+            return None
+
+    def _compile(self, alias: str) -> tuple[str, list[tuple[bool, Any]], list] | None:
+        compiled = []
+        for round_ in (1, 2):
+            stand_ins = self._stand_ins(round_)
+            qs = self.build(**stand_ins)
+            if qs._iterable_class is not ValuesListIterable or qs.query.annotation_select or qs.query.extra_select:
+                return None
+            compiler = qs.query.get_compiler(using=alias)
+            sql, params = compiler.as_sql()
+            if compiler.has_extra_select or list(getattr(qs, "_fields", ())) != list(qs.query.values_select):
+                return None
+            compiled.append((sql, list(params), {_key(v): k for k, v in stand_ins.items()}, compiler))
+        (sql, params, slots, compiler), (sql_2, params_2, slots_2, _) = compiled
+        if sql != sql_2 or len(params) != len(params_2):
+            return None
+        layout: list[tuple[bool, Any]] = []
+        for first, second in zip(params, params_2, strict=True):
+            slot = slots.get(_key(first))
+            if slot is not None and slots_2.get(_key(second)) == slot:
+                layout.append((True, slot))
+            elif slot is None and slots_2.get(_key(second)) is None and first == second:
+                layout.append((False, first))
+            else:
+                return None
+        fields = [s[0] for s in compiler.select[: compiler.col_count]]
+        converters = list(compiler.get_converters(fields).items())
+        return sql, layout, converters
+
+    def rows(self, **values: Any) -> list[tuple]:
+        """The rows for these slot values, as `build(**values)` would give them."""
+        if _DB not in self._plans:
+            self._plans[_DB] = self._prepare(_DB)
+        plan = self._plans[_DB]
+        if plan is None:
+            return list(self.build(**values))
+        sql, layout, converters = plan
+        params = [values[item] if is_slot else item for is_slot, item in layout]
+        connection = connections[_DB]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            fetched = cursor.fetchall()
+        if not converters:
+            return [tuple(row) for row in fetched]
+        converted = []
+        for row in fetched:
+            row = list(row)
+            for pos, (convs, expression) in converters:
+                value = row[pos]
+                for converter in convs:
+                    value = converter(value, expression, connection)
+                row[pos] = value
+            converted.append(tuple(row))
+        return converted
+
+
+def _key(value: Any) -> Any:
+    """A hashable key for a parameter; unhashable ones never match a stand-in."""
+    try:
+        hash(value)
+    except TypeError:
+        return (type(value), id(value))
+    return (type(value), value)
+
+
+_DB = "default"  # the one database (no routers)
+
+
+def instance_from_row(model: type[Model], names: list[str], values: tuple | list) -> Any:
+    """A model instance as the ORM builds it from a row (unlisted fields stay deferred)."""
+    return model.from_db(_DB, names, values)
 
 
 @dataclass(slots=True)
@@ -136,6 +239,60 @@ class QueuePage:
     next_cursor: str | None
 
 
+def _queue_queryset(
+    *,
+    tenant_id: int,
+    view: str,
+    agent_id: int | None,
+    soon: datetime,
+    slug: str,
+    cursor: tuple[datetime, int] | None,
+    limit: int,
+) -> QuerySet:
+    """The queue page's query (see `ticket_queue`); `soon` is the breaching-soon cut-off."""
+    open_q = Q(status__in=OPEN_STATUSES)
+    sort_field = "sla_due_at"
+    if view == "mine":
+        condition = open_q & Q(assignee_id=agent_id)
+    elif view == "unassigned":
+        condition = open_q & Q(assignee__isnull=True)
+    elif view == "breaching":
+        condition = open_q & Q(sla_due_at__lte=soon)
+    elif view == "pending":
+        condition, sort_field = Q(status=Status.PENDING), "last_activity_at"
+    elif view.startswith("type:"):
+        condition = open_q & Q(ticket_type__slug=slug)
+    else:
+        condition = open_q
+    qs = Ticket.objects.filter(condition, tenant_id=tenant_id)
+    if cursor:
+        value, pk = cursor
+        qs = qs.filter(Q(**{f"{sort_field}__gt": value}) | Q(**{sort_field: value, "id__gt": pk}))
+    return qs.order_by(sort_field, "id").values_list(*_QUEUE_COLUMNS)[: limit + 1]
+
+
+_QUEUE_READS: dict[tuple[str, bool, int], PreparedRead] = {}
+
+
+def _queue_read(view: str, with_cursor: bool, limit: int) -> PreparedRead:
+    """One prepared read per view kind, with or without a cursor, and page size."""
+    kind = "type:" if view.startswith("type:") else view if view in VIEW_KEYS else "all"
+    key = (kind, with_cursor, limit)
+    read = _QUEUE_READS.get(key)
+    if read is None:
+
+        def build(tenant_id: int, agent_id: int, soon: datetime, slug: str, after_value: datetime, after_id: int):
+            cursor = (after_value, after_id) if with_cursor else None
+            return _queue_queryset(
+                tenant_id=tenant_id, view=kind, agent_id=agent_id, soon=soon, slug=slug, cursor=cursor, limit=limit
+            )
+
+        read = _QUEUE_READS[key] = PreparedRead(
+            build, tenant_id=int, agent_id=int, soon=datetime, slug=str, after_value=datetime, after_id=int
+        )
+    return read
+
+
 def ticket_queue(
     *,
     tenant: Tenant,
@@ -147,17 +304,30 @@ def ticket_queue(
 ) -> QueuePage:
     """One page of a queue view, ordered by next SLA due time (breached first), keyset-paged.
 
-    One query, read as tuples: building ~150 model instances per page cost more CPU than
-    the query itself.
+    One query, read as tuples through a PreparedRead: building model instances, and
+    compiling the queryset on every request, cost more CPU than the query itself.
     """
     at = at or timezone.now()
-    condition, (sort_field, _) = _view_filter(view, agent, at)
-    qs = Ticket.objects.filter(condition, tenant=tenant)
+    sort_field = "last_activity_at" if view == "pending" else "sla_due_at"
     cursor = decode_cursor(after) if after else None
-    if cursor:
-        value, pk = cursor
-        qs = qs.filter(Q(**{f"{sort_field}__gt": value}) | Q(**{sort_field: value, "id__gt": pk}))
-    rows = [QueueRow(*values) for values in qs.order_by(sort_field, "id").values_list(*_QUEUE_COLUMNS)[: limit + 1]]
+    soon = at + BREACHING_SOON
+    slug = view[5:] if view.startswith("type:") else ""
+    if view == "mine" and agent is None:
+        qs = _queue_queryset(
+            tenant_id=tenant.pk, view=view, agent_id=None, soon=soon, slug=slug, cursor=cursor, limit=limit
+        )
+        values = list(qs)
+    else:
+        after_value, after_id = cursor or (at, 0)
+        values = _queue_read(view, cursor is not None, limit).rows(
+            tenant_id=tenant.pk,
+            agent_id=agent.pk if agent is not None else 0,
+            soon=soon,
+            slug=slug,
+            after_value=after_value,
+            after_id=after_id,
+        )
+    rows = [QueueRow(*row) for row in values]
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

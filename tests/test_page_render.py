@@ -1,0 +1,93 @@
+"""The fast paths of the agent pages: prepared reads give what the ORM gives, and markup
+built in Python escapes every value that comes from users."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from tests.tickets_fixtures import make_ticket
+from tickets import selectors
+from tickets.models import Ticket
+
+pytest_plugins = ["tests.tickets_fixtures"]
+
+A = "/t/acme"
+
+
+# --- Prepared reads -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("view", ["mine", "unassigned", "all", "breaching", "pending", "type:returns", "bogus"])
+@pytest.mark.parametrize("paged", [False, True])
+def test_the_prepared_queue_read_gives_what_the_orm_gives(cast, types, frozen, view, paged):
+    for i in range(7):
+        make_ticket(
+            cast,
+            subject=f"T{i}",
+            priority=["urgent", "high", "normal", "low"][i % 4],
+            assignee=cast.agent if i % 2 else None,
+            ticket_type=types["returns"] if i % 3 else None,
+        )
+    make_ticket(cast, tenant=cast.other_tenant, subject="Theirs")
+    at = timezone.now()  # frozen
+    first = selectors.ticket_queue(tenant=cast.tenant, view=view, agent=cast.agent, limit=3, at=at)
+    after = first.next_cursor if paged else None
+    if paged and after is None:
+        pytest.skip("one page only")
+    got = selectors.ticket_queue(tenant=cast.tenant, view=view, agent=cast.agent, after=after, limit=3, at=at)
+    cursor = selectors.decode_cursor(after) if after else None
+    expected = selectors._queue_queryset(
+        tenant_id=cast.tenant.pk,
+        view=view if view in selectors.VIEW_KEYS or view.startswith("type:") else "all",
+        agent_id=cast.agent.pk,
+        soon=at + selectors.BREACHING_SOON,
+        slug=view[5:] if view.startswith("type:") else "",
+        cursor=cursor,
+        limit=3,
+    )
+    assert [selectors.QueueRow(*row) for row in expected][:3] == got.tickets
+    read = selectors._queue_read(view, paged, 3)
+    assert read._plans["default"] is not None, "the queue query should compile once, not fall back"
+
+
+def test_a_prepared_read_only_binds_its_slots(cast, frozen):
+    mine = make_ticket(cast, subject="Ours")
+    theirs = make_ticket(cast, tenant=cast.other_tenant, subject="Theirs")
+    read = selectors.PreparedRead(
+        lambda tenant_id, number: Ticket.objects.filter(tenant_id=tenant_id, number=number).values_list("subject"),
+        tenant_id=int,
+        number=int,
+    )
+    assert read.rows(tenant_id=cast.tenant.pk, number=mine.number) == [("Ours",)]
+    assert read.rows(tenant_id=cast.other_tenant.pk, number=theirs.number) == [("Theirs",)]
+    assert read.rows(tenant_id=cast.other_tenant.pk, number=mine.number + 1000) == []
+    assert read._plans["default"] is not None
+
+
+def test_a_read_that_depends_on_more_than_its_slots_falls_back_to_the_orm(cast, frozen):
+    make_ticket(cast, subject="Ours")
+    calls = []
+
+    def build(tenant_id):
+        calls.append(tenant_id)
+        # Depends on hidden state (how often it was built): never compiled once for good.
+        return Ticket.objects.filter(tenant_id=tenant_id, number__gte=len(calls)).values_list("subject")
+
+    read = selectors.PreparedRead(build, tenant_id=int)
+    assert read.rows(tenant_id=cast.tenant.pk) == [("Ours",)]
+    assert read._plans["default"] is None
+    assert read.rows(tenant_id=cast.tenant.pk) == [("Ours",)]
+
+
+def test_prepared_reads_convert_json_columns(cast, frozen):
+    ticket = make_ticket(cast, subject="Ours")
+    from tickets.models import TicketEvent
+
+    read = selectors.PreparedRead(
+        lambda ticket_id: TicketEvent.objects.filter(ticket_id=ticket_id).order_by("id").values_list("kind", "data"),
+        ticket_id=int,
+    )
+    rows = read.rows(ticket_id=ticket.pk)
+    assert rows == list(TicketEvent.objects.filter(ticket_id=ticket.pk).order_by("id").values_list("kind", "data"))
+    assert all(isinstance(data, dict) for _, data in rows)

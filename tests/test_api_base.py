@@ -317,6 +317,23 @@ def test_too_many_requests_is_429_with_retry_after(monkeypatch, cast):
     assert "retry in" in error["message"]
 
 
+def test_the_throttle_window_slides_and_refusals_do_not_count(monkeypatch, cast):
+    monkeypatch.setattr(TokenRateThrottle, "THROTTLE_RATES", {"token": "4/min"})
+    clock = {"now": 6_000_000 * 60 + 50.0}  # 50 s into a minute window
+    monkeypatch.setattr(TokenRateThrottle, "timer", lambda self: clock["now"])
+    _token, plaintext = make_token(cast.tenant, name="Steady")
+    client = bearer(plaintext)
+    assert [client.get(ME).status_code for _ in range(6)] == [200, 200, 200, 200, 429, 429]
+    clock["now"] += 15  # 5 s into the next window: 4 × 55/60 ≈ 3.7 still count
+    response = client.get(ME)
+    assert response.status_code == 429
+    assert 1 <= int(response["Retry-After"]) <= 60
+    clock["now"] += 15  # 20 s in: 4 × 40/60 ≈ 2.7 + 1 fits, the refusals were not counted
+    assert client.get(ME).status_code == 200
+    clock["now"] += 120  # two quiet windows later, the full allowance again
+    assert [client.get(ME).status_code for _ in range(5)] == [200, 200, 200, 200, 429]
+
+
 def test_the_throttle_counts_each_token_separately(monkeypatch, cast):
     monkeypatch.setattr(TokenRateThrottle, "THROTTLE_RATES", {"token": "2/min"})
     _a, first = make_token(cast.tenant, name="First")

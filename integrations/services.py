@@ -928,9 +928,12 @@ def _settle(delivery: WebhookDelivery, status: str, error: str = "", now: dateti
         delivery.processed_at = now
 
 
-def _process_claimed(delivery: WebhookDelivery, copies: _Copies | None = None, batch: Any = None) -> None:
+def _process_claimed(
+    delivery: WebhookDelivery, copies: _Copies | None = None, batch: Any = None, optimistic: bool = False
+) -> None:
     """Process a claimed (locked) row and set its outcome on the instance (not saved): the
-    caller writes it in its transaction (`_save_outcomes`)."""
+    caller writes it in its transaction (`_save_outcomes`). `optimistic`: no savepoint
+    around the row's writes; a failure raises _Redo (see _drain_batch)."""
     from integrations.normalize import normalize
     from integrations.normalized import PayloadError
 
@@ -949,7 +952,7 @@ def _process_claimed(delivery: WebhookDelivery, copies: _Copies | None = None, b
             f"A copy of event {delivery.event_id} was already processed.",
         )
     else:
-        _apply(delivery, normalize, PayloadError, batch)
+        _apply(delivery, normalize, PayloadError, batch, optimistic)
     if copies is not None:
         copies.settled(delivery)
 
@@ -984,15 +987,30 @@ def delivery_process(*, tenant: Tenant, delivery_pk: int) -> str | None:
     return delivery.status
 
 
+class _Redo(Exception):
+    """A row of an optimistic batch failed: the batch rolls back and runs again with a
+    savepoint per row."""
+
+
 def _drain_batch(tenant: Tenant, limit: int = DRAIN_BATCH) -> list[WebhookDelivery]:
     """Claim up to `limit` of the tenant's oldest pending rows, process them one by one and
     commit them together; the rows processed (empty when none was left).
 
-    Each row's writes run in their own savepoint (upsert.apply is atomic), so a row that
-    fails rolls back alone and is settled like any failure; the outcomes are written at the
-    end, in the same transaction as the work. Reads that cannot change the outcome within
-    a batch (the connection, notice rules) are made once per batch (upsert.Batch).
+    Optimistic first: the rows' writes run without savepoints (two statements less per
+    row). When one fails, the whole batch rolls back (its locks go, nothing of it was
+    written) and runs again with each row's writes in a savepoint, so the failing row rolls
+    back alone and is settled like any failure while the others are applied. The outcomes
+    are written at the end, in the same transaction as the work. Reads that cannot change
+    within a batch (notice rules, SLA policies) are made once per batch (upsert.Batch).
     """
+    try:
+        return _drain_batch_once(tenant, limit, optimistic=True)
+    except _Redo as exc:
+        logger.warning("a delivery failed; redoing its batch with a savepoint per row (%s)", exc.__cause__)
+        return _drain_batch_once(tenant, limit, optimistic=False)
+
+
+def _drain_batch_once(tenant: Tenant, limit: int, optimistic: bool) -> list[WebhookDelivery]:
     from integrations.upsert import Batch
 
     with transaction.atomic():
@@ -1002,7 +1020,7 @@ def _drain_batch(tenant: Tenant, limit: int = DRAIN_BATCH) -> list[WebhookDelive
         copies = _Copies(deliveries)
         batch = Batch()
         for delivery in deliveries:
-            _process_claimed(delivery, copies, batch)
+            _process_claimed(delivery, copies, batch, optimistic)
         _save_outcomes(deliveries)
     return deliveries
 
@@ -1050,14 +1068,22 @@ def delivery_drain(*, tenant: Tenant, slot: int = 0) -> int:
     return processed
 
 
-def _apply(delivery: WebhookDelivery, normalize: Any, payload_error: type[Exception], batch: Any = None) -> None:
-    """Normalise and apply one claimed delivery inside a savepoint; settle its status."""
+def _apply(
+    delivery: WebhookDelivery,
+    normalize: Any,
+    payload_error: type[Exception],
+    batch: Any = None,
+    optimistic: bool = False,
+) -> None:
+    """Normalise and apply one claimed delivery inside a savepoint (`optimistic`: without
+    one, raising _Redo when the apply fails); settle its status."""
     connection = delivery.connection
     try:
         payload = json.loads(delivery.body)
     except ValueError as exc:  # verified as JSON on arrival, so only data rot gets here
         _settle(delivery, Delivery.DEAD, f"The stored body is not JSON: {exc}")
         return
+    records = None
     try:
         # normalize is pure, and upsert.apply is atomic (a savepoint here): a failure rolls
         # back its writes and leaves the claim's transaction usable for the outcome.
@@ -1065,10 +1091,20 @@ def _apply(delivery: WebhookDelivery, normalize: Any, payload_error: type[Except
         if records:
             from integrations import upsert
 
-            upsert.apply(connection=connection, records=records, received_at=delivery.received_at, batch=batch)
+            upsert.apply(
+                connection=connection,
+                records=records,
+                received_at=delivery.received_at,
+                batch=batch,
+                savepoint=not optimistic,
+            )
     except payload_error as exc:
+        if optimistic and records:
+            raise _Redo(f"delivery {delivery.pk}") from exc  # the apply's writes are not undone
         _settle(delivery, Delivery.DEAD, str(exc) or "The payload lacks a required field.")
     except Exception as exc:
+        if optimistic and records:
+            raise _Redo(f"delivery {delivery.pk}") from exc
         # Anything else is taken as transient (a database hiccup, a deploy mid-flight, a
         # bug fixed by the next release): retried with backoff, dead after MAX_ATTEMPTS.
         logger.exception("delivery %s failed (attempt %s)", delivery.pk, delivery.attempts)

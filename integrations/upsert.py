@@ -175,16 +175,26 @@ class _Run:
         return f"{self.connection.platform}:{self.connection.pk}"
 
 
-@transaction.atomic
 def apply(
     *,
     connection: Connection,
     records: Iterable[Record],
     received_at: datetime | None = None,
     batch: Batch | None = None,
+    savepoint: bool = True,
 ) -> dict[str, int]:
     """Apply records to the connection's rows; counts per outcome (see the module doc).
-    `batch`: reads shared with the other calls of the caller's transaction (see Batch)."""
+    `batch`: reads shared with the other calls of the caller's transaction (see Batch).
+    Atomic: inside a caller's transaction a savepoint, unless `savepoint` is False; then a
+    failure spoils the caller's whole transaction, which must roll back (the drain's
+    batches do, and run again with savepoints)."""
+    with transaction.atomic(savepoint=savepoint):
+        return _apply_records(connection, records, received_at, batch)
+
+
+def _apply_records(
+    connection: Connection, records: Iterable[Record], received_at: datetime | None, batch: Batch | None
+) -> dict[str, int]:
     run = _Run(connection=connection, received_at=received_at or timezone.now(), batch=batch)
     for record in records:
         if isinstance(record, NOrder):

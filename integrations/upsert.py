@@ -72,8 +72,8 @@ from functools import cache
 from typing import Any, cast
 
 from django.core.exceptions import ValidationError
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db import connection as db_connection
-from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -162,6 +162,8 @@ class _Run:
     # created by this transaction has no orders but this run's and no tickets at all.
     customer_rows: dict[int, Customer] = field(default_factory=dict)
     new_customers: set[int] = field(default_factory=set)
+    records: int = 0
+    last_order: Order | None = None  # the order the last NOrder record applied to
     touched: set[tuple[str, int]] = field(default_factory=set)  # (kind, id) notices may announce
     sla_orders: set[int] = field(default_factory=set)  # orders whose SLA facts changed
 
@@ -197,6 +199,7 @@ def _apply_records(
 ) -> dict[str, int]:
     run = _Run(connection=connection, received_at=received_at or timezone.now(), batch=batch)
     for record in records:
+        run.records += 1
         if isinstance(record, NOrder):
             _apply_order(run, record)
         elif isinstance(record, NFulfillment):
@@ -274,11 +277,12 @@ def _columns(model: type[models.Model]) -> tuple[str, tuple[tuple[int, tuple[Any
 
 
 def _from_row(model: type[models.Model], row: Iterable[Any]) -> Any:
+    conn = connections[DEFAULT_DB_ALIAS]  # not the proxy: one lookup, not one per field
     values = list(row)
     for index, converters, col in _columns(model)[1]:
         for converter in converters:
-            values[index] = converter(values[index], col, db_connection)
-    return model.from_db(db_connection.alias, _attnames(model), values)
+            values[index] = converter(values[index], col, conn)
+    return model.from_db(conn.alias, _attnames(model), values)
 
 
 @cache
@@ -301,8 +305,9 @@ def _select_sql(model: type[models.Model], names: tuple[str, ...], lock: bool) -
 
 def _select(model: type[models.Model], lock: bool = False, **lookup: Any) -> list[Any]:
     """Rows of `model` whose fields (attnames: `order_id`, not `order`) equal `lookup`."""
-    params = [_column(model, n).get_db_prep_save(v, db_connection) for n, v in lookup.items()]
-    with db_connection.cursor() as cursor:
+    conn = connections[DEFAULT_DB_ALIAS]  # not the proxy: one lookup, not one per field
+    params = [_column(model, n).get_db_prep_save(v, conn) for n, v in lookup.items()]
+    with conn.cursor() as cursor:
         cursor.execute(_select_sql(model, tuple(lookup), lock), params)
         return [_from_row(model, row) for row in cursor.fetchall()]
 
@@ -317,14 +322,12 @@ def _update_sql(model: type[models.Model], names: tuple[str, ...]) -> str:
 
 def _save(row: models.Model, names: Iterable[str]) -> None:
     """row.save(update_fields=names), without the ORM's per-call compilation."""
+    conn = connections[DEFAULT_DB_ALIAS]  # not the proxy: one lookup, not one per field
     names = tuple(dict.fromkeys(names))
     if not names:
         return
-    params = [
-        _column(type(row), n).get_db_prep_save(getattr(row, _column(type(row), n).attname), db_connection)
-        for n in names
-    ]
-    with db_connection.cursor() as cursor:
+    params = [_column(type(row), n).get_db_prep_save(getattr(row, _column(type(row), n).attname), conn) for n in names]
+    with conn.cursor() as cursor:
         cursor.execute(_update_sql(type(row), names), [*params, row.pk])
 
 
@@ -349,12 +352,13 @@ def _insert(rows: list[Any], conflict: tuple[str, ...] | None = None) -> bool:
     """INSERT the unsaved rows (one model) in one statement; with `conflict` (the names of a
     unique constraint's fields) ON CONFLICT DO NOTHING, for one row: False when it exists.
     A new row is ours, so locked until commit."""
+    conn = connections[DEFAULT_DB_ALIAS]  # not the proxy: one lookup, not one per field
     if not rows:
         return True
     model: type[models.Model] = type(rows[0])
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    params = [f.get_db_prep_save(f.pre_save(row, True), db_connection) for row in rows for f in fields]
-    with db_connection.cursor() as cursor:
+    params = [f.get_db_prep_save(f.pre_save(row, True), conn) for row in rows for f in fields]
+    with conn.cursor() as cursor:
         cursor.execute(_insert_sql(model, len(rows), conflict), params)
         found = cursor.fetchall()
     if len(found) != len(rows):
@@ -362,7 +366,7 @@ def _insert(rows: list[Any], conflict: tuple[str, ...] | None = None) -> bool:
     for row, (pk,) in zip(rows, found, strict=True):
         row.pk = pk
         row._state.adding = False
-        row._state.db = db_connection.alias
+        row._state.db = conn.alias
     return True
 
 
@@ -553,6 +557,7 @@ def _apply_order_once(run: _Run, rec: NOrder) -> None:
         run.sla_orders.add(order.pk)
     if order.customer_id is not None:
         run.customers.add(order.customer_id)
+    run.last_order = order
 
 
 def _replace_lines(run: _Run, order: Order, lines: list[NLine], known_new: bool = False) -> bool:
@@ -661,7 +666,8 @@ def _find_customer_sql(by_id: bool, by_email: bool) -> str:
 
 
 def _find_customer(run: _Run, external_id: str, email: str) -> Customer | None:
-    if db_connection.vendor != "postgresql":  # the SQLite demo: no JSON containment
+    conn = connections[DEFAULT_DB_ALIAS]  # not the proxy: one lookup, not one per field
+    if conn.vendor != "postgresql":  # the SQLite demo: no JSON containment
         tenant_customers = Customer.objects.filter(tenant_id=run.tenant_id)
         customer = None
         if external_id:
@@ -669,7 +675,7 @@ def _find_customer(run: _Run, external_id: str, email: str) -> Customer | None:
         if customer is None and email:
             customer = tenant_customers.filter(email=email).order_by("pk").first()
         return customer
-    ids = _column(Customer, "external_ids").get_db_prep_save({run.key: external_id}, db_connection)
+    ids = _column(Customer, "external_ids").get_db_prep_save({run.key: external_id}, conn)
     params: list[Any] = [run.tenant_id]
     if external_id:
         params.append(ids)
@@ -677,7 +683,7 @@ def _find_customer(run: _Run, external_id: str, email: str) -> Customer | None:
         params.append(email)
     if external_id and email:
         params.append(ids)
-    with db_connection.cursor() as cursor:
+    with conn.cursor() as cursor:
         cursor.execute(_find_customer_sql(bool(external_id), bool(email)), params)
         row = cursor.fetchone()
     return None if row is None else _from_row(Customer, row)
@@ -703,7 +709,8 @@ def _create_customer(run: _Run, email: str, incoming: NCustomer) -> tuple[Custom
 
     What tickets.services.customer_get_or_create makes, in one statement (an INSERT … ON
     CONFLICT that hands back the row a concurrent delivery made), external id included."""
-    if db_connection.vendor != "postgresql":
+    conn = connections[DEFAULT_DB_ALIAS]  # not the proxy: one lookup, not one per field
+    if conn.vendor != "postgresql":
         customer = customer_get_or_create(
             tenant=run.connection.tenant, email=email, name=incoming.name, phone=incoming.phone
         )
@@ -720,8 +727,8 @@ def _create_customer(run: _Run, email: str, incoming: NCustomer) -> tuple[Custom
         created_at=timezone.now(),
     )
     fields = [f for f in Customer._meta.concrete_fields if not f.primary_key]
-    params = [f.get_db_prep_save(f.pre_save(customer, True), db_connection) for f in fields]
-    with db_connection.cursor() as cursor:
+    params = [f.get_db_prep_save(f.pre_save(customer, True), conn) for f in fields]
+    with conn.cursor() as cursor:
         cursor.execute(_insert_customer_sql(), params)
         row = cursor.fetchone()
     return _from_row(Customer, row[:-1]), bool(row[-1])
@@ -772,7 +779,13 @@ def _history_sql() -> str:
 
 
 def _raise_tier(run: _Run, customer_id: int) -> None:
-    count, value = _scalars(_history_sql(), [run.tenant_id, customer_id])
+    order = run.last_order
+    if customer_id in run.new_customers and run.records == 1 and order is not None and order.customer_id == customer_id:
+        # A customer this run's only record created has no order but that one (no other
+        # transaction sees the row before commit): its history needs no query.
+        count, value = (0, None) if order.cancelled_at is not None else (1, order.total - order.refunded_total)
+    else:
+        count, value = _scalars(_history_sql(), [run.tenant_id, customer_id])
     count, value = count or 0, _amount(value) or Decimal("0")
     if value >= VIP_LIFETIME_VALUE or count >= VIP_ORDER_COUNT:
         tier = Tier.VIP

@@ -456,6 +456,22 @@ def test_order_history_raises_the_customer_tier_but_never_lowers_it(shop, cast):
     assert other.tier == "vip"
 
 
+def test_a_new_customers_first_order_sets_their_tier_from_that_order_alone(shop, cast):
+    # The customer is created by this apply, so their history is this order (no query).
+    apply(connection=shop, records=[_order("1", "1500.00")])
+    assert Customer.objects.get(tenant=cast.tenant, email="vip@example.com").tier == "vip"
+    cancelled = NOrder(
+        external_id="2",
+        number="2",
+        updated_at=datetime(2026, 3, 1, tzinfo=UTC),
+        total=Decimal("5000"),
+        cancelled_at=datetime(2026, 3, 1, tzinfo=UTC),
+        customer=NCustomer(external_id="c-2", email="second@example.com"),
+    )
+    apply(connection=shop, records=[cancelled])
+    assert Customer.objects.get(tenant=cast.tenant, email="second@example.com").tier == "new"
+
+
 def test_ten_small_orders_make_a_vip(shop, cast):
     apply(connection=shop, records=[_order(str(n), "1.00") for n in range(10)])
     assert Customer.objects.get(tenant=cast.tenant, email="vip@example.com").tier == "vip"

@@ -91,3 +91,77 @@ def test_prepared_reads_convert_json_columns(cast, frozen):
     rows = read.rows(ticket_id=ticket.pk)
     assert rows == list(TicketEvent.objects.filter(ticket_id=ticket.pk).order_by("id").values_list("kind", "data"))
     assert all(isinstance(data, dict) for _, data in rows)
+
+
+# --- Escaping: values from users come out as text -----------------------------------------------
+
+EVIL = '<script>alert("x")</script>'
+EVIL_ESCAPED = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"
+
+
+def _evil_ticket(cast, types, frozen):
+    from helpdesk import access_cache
+    from tickets.models import SlaPolicy, Tag, TicketEvent, TicketTag
+
+    cast.agent.name = f"Ada {EVIL}"
+    cast.agent.save()
+    access_cache.memberships_changed(cast.tenant)
+    kind = types["returns"]
+    kind.name = f"Returns {EVIL}"
+    kind.save()
+    selectors.ticket_types_changed(cast.tenant.pk)
+    ticket = make_ticket(
+        cast, subject=f"Subject {EVIL}", name=f"Carla {EVIL}", phone="+49 30 555", ticket_type=kind, assignee=cast.agent
+    )
+    make_ticket(cast, subject=f"Earlier {EVIL}", name=f"Carla {EVIL}")
+    Ticket.objects.filter(pk=ticket.pk).update(order_number=f"10{EVIL}")
+    SlaPolicy.objects.filter(tenant=cast.tenant).update(name=f"Policy {EVIL}")
+    tag = Tag.objects.create(tenant=cast.tenant, name=f"tag{EVIL}")
+    TicketTag.objects.create(tenant=cast.tenant, ticket=ticket, tag=tag)
+    TicketEvent.objects.create(
+        tenant=cast.tenant,
+        ticket=ticket,
+        kind="tags",
+        actor_label=f"Bot {EVIL}",
+        data={"added": [f"added{EVIL}"]},
+    )
+    TicketEvent.objects.create(
+        tenant=cast.tenant, ticket=ticket, kind="escalated", actor_label="Ada", data={"team": f"Team {EVIL}"}
+    )
+    return ticket
+
+
+def test_the_ticket_page_escapes_every_value_from_users(agent_client, cast, types, frozen):
+    ticket = _evil_ticket(cast, types, frozen)
+    response = agent_client.get(f"{A}/tickets/{ticket.number}/")
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert EVIL not in text
+    assert 'alert("x")' not in text
+    side = text.split('aria-label="Ticket details"')[1]
+    for where, expected in [
+        ("subject", f"<h1>Subject {EVIL_ESCAPED}</h1>"),
+        ("order", f"Order #10{EVIL_ESCAPED}"),
+        ("customer", f"<strong>Carla {EVIL_ESCAPED}</strong>"),
+        ("tags", f'value="tag{EVIL_ESCAPED}"'),
+        ("type", f"Returns {EVIL_ESCAPED}</option>"),
+        ("assignee", f"Ada {EVIL_ESCAPED}</option>"),
+        ("policy", f'<span class="muted small">Policy {EVIL_ESCAPED}</span>'),
+        ("recent", f"Earlier {EVIL_ESCAPED[:26]}"),
+        ("event actor", f"<strong>Bot {EVIL_ESCAPED}</strong> added added{EVIL_ESCAPED}"),
+        ("event team", f"escalated to <strong>Team {EVIL_ESCAPED}</strong>"),
+    ]:
+        assert expected in (text if where in ("subject", "order") else side), where
+
+    timeline = agent_client.get(f"{A}/tickets/{ticket.number}/timeline/").content.decode()
+    assert EVIL not in timeline and f"<strong>Bot {EVIL_ESCAPED}</strong>" in timeline
+
+
+def test_the_ticket_page_selects_the_tickets_values(agent_client, cast, types, frozen):
+    ticket = make_ticket(cast, ticket_type=types["returns"], assignee=cast.agent, tags=("gift", "vip"), priority="high")
+    text = agent_client.get(f"{A}/tickets/{ticket.number}/").content.decode()
+    assert '<option value="high" selected>High</option>' in text
+    assert f'<option value="{types["returns"].slug}" selected>' in text
+    assert f'<option value="{cast.agent.pk}" selected>' in text
+    assert 'value="gift, vip"' in text
+    assert text.count('name="csrfmiddlewaretoken"') >= 6

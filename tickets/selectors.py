@@ -25,10 +25,12 @@ from tickets.models import (
     Customer,
     Message,
     SlaClock,
+    SlaPolicy,
     Status,
     Tag,
     Ticket,
     TicketEvent,
+    TicketTag,
     TicketType,
 )
 
@@ -431,6 +433,186 @@ def ticket_for_page(*, tenant: Tenant, number: int) -> Ticket:
         )
         .get(tenant=tenant, number=number)
     )
+
+
+# --- The ticket page's reads, prepared (see PreparedRead) ---
+
+
+def _attnames(model: type[Model]) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields]
+
+
+_PAGE_TICKET = _attnames(Ticket)
+_PAGE_CUSTOMER = _attnames(Customer)
+_PAGE_TYPE = _attnames(TicketType)
+
+
+def _in_model_order(model: type[Model], names: list[str]) -> list[str]:
+    """`from_db` takes a subset of fields in the model's own order."""
+    return [name for name in _attnames(model) if name in names]
+
+
+_PAGE_USER = _in_model_order(User, ["id", "name", "email"])
+_PAGE_POLICY = _in_model_order(SlaPolicy, ["id", "name"])
+_PAGE_COLUMNS = [
+    *_PAGE_TICKET,
+    *(f"customer__{name}" for name in _PAGE_CUSTOMER),
+    *(f"assignee__{name}" for name in _PAGE_USER),
+    *(f"ticket_type__{name}" for name in _PAGE_TYPE),
+    *(f"sla_policy__{name}" for name in _PAGE_POLICY),
+]
+_PAGE_TICKET_READ = PreparedRead(
+    lambda tenant_id, number: Ticket.objects.filter(tenant_id=tenant_id, number=number).values_list(*_PAGE_COLUMNS),
+    tenant_id=int,
+    number=int,
+)
+_PAGE_TAGS_READ = PreparedRead(
+    lambda tenant_id, ticket_id: (
+        TicketTag.objects.filter(tenant_id=tenant_id, ticket_id=ticket_id)
+        .order_by("tag__name")
+        .values_list("tag__name")
+    ),
+    tenant_id=int,
+    ticket_id=int,
+)
+
+
+def _related(model: type[Model], names: list[str], values: tuple) -> Any:
+    """The related instance, or None when the left join found none (its primary key is NULL)."""
+    return None if values[names.index("id")] is None else instance_from_row(model, names, values)
+
+
+def ticket_page_ticket(*, tenant: Tenant, number: int) -> tuple[Ticket, list[str]]:
+    """The ticket page's ticket with its customer, assignee, type and SLA policy, and its tag
+    names; raises Ticket.DoesNotExist. What `ticket_for_page` gives, for one GET of the page,
+    from one prepared read (`team` and `followup_of` load lazily if something reads them)."""
+    rows = _PAGE_TICKET_READ.rows(tenant_id=tenant.pk, number=number)
+    if not rows:
+        raise Ticket.DoesNotExist("No such ticket")
+    row = rows[0]
+    at = len(_PAGE_TICKET)
+    ticket = instance_from_row(Ticket, _PAGE_TICKET, row[:at])
+    parts = []
+    for model, names in ((Customer, _PAGE_CUSTOMER), (User, _PAGE_USER), (TicketType, _PAGE_TYPE)):
+        parts.append(_related(model, names, row[at : at + len(names)]))
+        at += len(names)
+    parts.append(_related(SlaPolicy, _PAGE_POLICY, row[at : at + len(_PAGE_POLICY)]))
+    ticket.customer, ticket.assignee, ticket.ticket_type, ticket.sla_policy = parts
+    tags = [name for (name,) in _PAGE_TAGS_READ.rows(tenant_id=tenant.pk, ticket_id=ticket.pk)]
+    return ticket, tags
+
+
+@dataclass(slots=True)
+class ThreadMessage:
+    """A message as the ticket page shows it (the conversation's hot path: no model instances)."""
+
+    pk: int
+    kind: str
+    author_type: str
+    body_text: str
+    body_html: str
+    created_at: datetime
+    author_user: User | None
+
+
+_THREAD_READ = PreparedRead(
+    lambda tenant_id, ticket_id: (
+        Message.objects.filter(tenant_id=tenant_id, ticket_id=ticket_id)
+        .order_by("created_at", "id")
+        .values_list(
+            "id",
+            "kind",
+            "author_type",
+            "body_text",
+            "body_html",
+            "created_at",
+            *(f"author_user__{n}" for n in _PAGE_USER),
+        )
+    ),
+    tenant_id=int,
+    ticket_id=int,
+)
+
+
+def ticket_page_thread(ticket: Ticket) -> list[ThreadMessage]:
+    """The conversation, oldest first (one User per author, not per message)."""
+    users: dict[int, User] = {}
+    messages = []
+    user_id_at = 6 + _PAGE_USER.index("id")
+    for row in _THREAD_READ.rows(tenant_id=ticket.tenant_id, ticket_id=ticket.pk):
+        user = None
+        user_id = row[user_id_at]
+        if user_id is not None:
+            user = users.get(user_id)
+            if user is None:
+                user = users[user_id] = instance_from_row(User, _PAGE_USER, row[6:])
+        pk, kind, author_type, text, html, created_at = row[:6]
+        messages.append(ThreadMessage(pk, kind, author_type, text, html, created_at, user))
+    return messages
+
+
+@dataclass(slots=True)
+class TimelineEvent:
+    """A timeline line's inputs (what `event_line` reads)."""
+
+    created_at: datetime
+    actor_label: str
+    kind: str
+    data: dict
+
+
+_TIMELINE_READ = PreparedRead(
+    lambda tenant_id, ticket_id: (
+        TicketEvent.objects.filter(tenant_id=tenant_id, ticket_id=ticket_id)
+        .order_by("-created_at", "-id")
+        .values_list("created_at", "actor_label", "kind", "data")[:200]
+    ),
+    tenant_id=int,
+    ticket_id=int,
+)
+
+
+def ticket_page_timeline(ticket: Ticket) -> list[TimelineEvent]:
+    """The newest 200 events, newest first (as `ticket_timeline`)."""
+    return [TimelineEvent(*row) for row in _TIMELINE_READ.rows(tenant_id=ticket.tenant_id, ticket_id=ticket.pk)]
+
+
+_CLOCK_FIELDS = _attnames(SlaClock)
+_CLOCKS_READ = PreparedRead(
+    lambda tenant_id, ticket_id: SlaClock.objects.filter(tenant_id=tenant_id, ticket_id=ticket_id).values_list(
+        *_CLOCK_FIELDS
+    ),
+    tenant_id=int,
+    ticket_id=int,
+)
+_METRIC_ORDER = {"first_response": 0, "next_response": 1, "resolution": 2}
+
+
+def ticket_page_clocks(ticket: Ticket) -> list[SlaClock]:
+    """The ticket's SLA clocks in metric order (as `ticket_clocks`)."""
+    clocks = [
+        instance_from_row(SlaClock, _CLOCK_FIELDS, row)
+        for row in _CLOCKS_READ.rows(tenant_id=ticket.tenant_id, ticket_id=ticket.pk)
+    ]
+    return sorted(clocks, key=lambda c: _METRIC_ORDER[c.metric])
+
+
+_RECENT_READ = PreparedRead(
+    lambda tenant_id, customer_id, ticket_id: (
+        Ticket.objects.filter(tenant_id=tenant_id, customer_id=customer_id)
+        .exclude(pk=ticket_id)
+        .order_by("-created_at")
+        .values_list("number", "subject", "status")[:5]
+    ),
+    tenant_id=int,
+    customer_id=int,
+    ticket_id=int,
+)
+
+
+def ticket_page_recent(ticket: Ticket) -> list[tuple[int, str, str]]:
+    """(number, subject, status) of the customer's five latest other tickets."""
+    return _RECENT_READ.rows(tenant_id=ticket.tenant_id, customer_id=ticket.customer_id, ticket_id=ticket.pk)
 
 
 def ticket_thread(ticket: Ticket) -> list[Message]:

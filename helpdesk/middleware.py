@@ -22,6 +22,30 @@ def error_body(code: str, message: str, fields: dict | None = None) -> dict:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
+def body_size_error(request: HttpRequest) -> HttpResponse | None:
+    """The answer for a machine path whose declared body length is invalid (400) or over
+    MAX_BODY_BYTES (413), before the body is read; None when the request may go on.
+
+    BodySizeLimitMiddleware and the webhook fast path (integrations.hooks_wsgi) share it.
+    A missing length is 0: Django then reads no body at all (so a chunked body reads empty).
+    """
+    if not request.path.startswith(_MACHINE_PREFIXES):
+        return None
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return JsonResponse(error_body("bad_request", "Invalid Content-Length header."), status=400)
+    if length > settings.MAX_BODY_BYTES:
+        return JsonResponse(
+            error_body(
+                "payload_too_large",
+                f"Request body is {length} bytes; the limit is {settings.MAX_BODY_BYTES} bytes.",
+            ),
+            status=413,
+        )
+    return None
+
+
 class BodySizeLimitMiddleware:
     """Answer 413 before reading a body whose declared length is over MAX_BODY_BYTES."""
 
@@ -29,20 +53,7 @@ class BodySizeLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith(_MACHINE_PREFIXES):
-            try:
-                length = int(request.META.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                return JsonResponse(error_body("bad_request", "Invalid Content-Length header."), status=400)
-            if length > settings.MAX_BODY_BYTES:
-                return JsonResponse(
-                    error_body(
-                        "payload_too_large",
-                        f"Request body is {length} bytes; the limit is {settings.MAX_BODY_BYTES} bytes.",
-                    ),
-                    status=413,
-                )
-        return self.get_response(request)
+        return body_size_error(request) or self.get_response(request)
 
 
 class TenantMiddleware:

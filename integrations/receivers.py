@@ -202,6 +202,12 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
 
 @csrf_exempt
 def receive(request: HttpRequest, platform: str, connection_uuid: uuid.UUID) -> HttpResponse:
+    """The Django view (hooks_urls): the test Client and any caller going through Django's
+    handler. Live deliveries reach `handle` through integrations.hooks_wsgi instead."""
+    return handle(request, platform, connection_uuid)
+
+
+def handle(request: HttpRequest, platform: str, connection_uuid: uuid.UUID) -> HttpResponse:
     """Verify, store and acknowledge one delivery. See the module docstring for the steps."""
     if request.method != "POST":
         response = _error(405, "method_not_allowed", "Webhooks are delivered with POST.")

@@ -1057,6 +1057,12 @@ def _drain_batch_once(tenant: Tenant, limit: int, optimistic: bool) -> list[Webh
         deliveries = _claim_batch(tenant, limit)
         if not deliveries:
             return []
+        if db_connection.vendor == "postgresql":
+            # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED: checked at COMMIT, one
+            # bad row would fail the whole batch there, again on every retry. Checked at
+            # each statement, it fails inside its row, which the redo path settles alone.
+            with db_connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         copies = _Copies(deliveries)
         batch = Batch()
         for delivery in deliveries:

@@ -6,8 +6,6 @@ from functools import partial
 
 from django.http import HttpRequest
 
-from helpdesk.nav import nav_links
-
 
 def _settings_links(request: HttpRequest, tenant) -> list[tuple[str, str, str]]:
     from django.urls import reverse
@@ -22,12 +20,12 @@ def _settings_links(request: HttpRequest, tenant) -> list[tuple[str, str, str]]:
 
 
 def shell(request: HttpRequest) -> dict:
-    """The tenant, the member, the nav. Links are computed only when a template reads them
-    (templates call callables), so pages that don't show them don't pay for the reversing."""
+    """The tenant and the member; the settings pages' extra links are computed only when a
+    template reads them (templates call callables). The main navigation is built by
+    base.html's {% shell_nav %} (tickets/templatetags/shell_ui.py)."""
     tenant = getattr(request, "tenant", None)
     return {
         "settings_extra_links": partial(_settings_links, request, tenant) if tenant is not None else [],
         "tenant": tenant,
         "membership": getattr(request, "membership", None),
-        "nav_links": partial(nav_links, request, tenant.slug) if tenant is not None else [],
     }

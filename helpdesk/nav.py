@@ -89,6 +89,11 @@ def _cached_reverse(urlconf: str | None, prefix: str, name: str, args: tuple) ->
     return reverse(name, args=args)
 
 
+def site_url(name: str) -> str:
+    """reverse(name) for a URL without arguments, remembered."""
+    return _cached_reverse(get_urlconf(), get_script_prefix(), name, ())
+
+
 def tenant_url(name: str, tenant_slug: str) -> str:
     """reverse(name, args=[tenant_slug]), remembered."""
     return _cached_reverse(get_urlconf(), get_script_prefix(), name, (tenant_slug,))

@@ -165,3 +165,42 @@ def test_the_ticket_page_selects_the_tickets_values(agent_client, cast, types, f
     assert f'<option value="{cast.agent.pk}" selected>' in text
     assert 'value="gift, vip"' in text
     assert text.count('name="csrfmiddlewaretoken"') >= 6
+
+
+# --- The app shell ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("availability", ["online", "away", "offline"])
+def test_the_shells_availability_menu_is_the_templates(agent_client, cast, availability):
+    """base.html builds it in Python (shell_ui); the htmx answer still renders the template."""
+    import re
+
+    from helpdesk.models import Membership
+
+    Membership.objects.filter(tenant=cast.tenant, user=cast.agent).update(availability=availability)
+    from helpdesk import access_cache
+
+    access_cache.memberships_changed(cast.tenant)
+    page = agent_client.get(f"{A}/queue/?view=all").content.decode()
+    menu = agent_client.post(
+        f"{A}/availability/", {"availability": availability, "next": f"{A}/queue/?view=all"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+
+    def norm(text: str) -> str:
+        text = re.sub(r'name="(csrfmiddlewaretoken|next)" value="[^"]+"', "", text)  # per request
+        return re.sub(r"\s+", " ", text).strip()
+
+    in_page = page.split('<div class="row" id="availability-menu">')[1].split("</div>")[0]
+    in_menu = menu.split('<div class="row" id="availability-menu">')[1].split("</div>")[0]
+    assert norm(in_page) == norm(in_menu)
+    assert f'<option value="{availability}" selected>' in page
+
+
+def test_the_shell_escapes_the_members_name_and_the_pages_path(agent_client, cast):
+    cast.agent.name = f"Ada {EVIL}"
+    cast.agent.save()
+    text = agent_client.get(f"{A}/queue/?view=all&x=%22%3E%3Cscript%3E").content.decode()
+    assert EVIL not in text and '"><script>' not in text
+    assert f"<strong>Ada {EVIL_ESCAPED}</strong>" in text
+    assert 'aria-current="page" data-nav="queue"' in text
+    assert "<td>Next / previous ticket</td>" in text  # the page's own shortcuts

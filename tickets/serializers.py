@@ -73,8 +73,11 @@ def sla_from_rows(rows: dict) -> dict:
         metric: {"due_at": rows[metric][0], "status": rows[metric][1]}
         if metric in rows
         else {"due_at": None, "status": "not_started"}
-        for metric in SlaMetric.values
+        for metric in SLA_METRICS
     }
+
+
+SLA_METRICS = tuple(SlaMetric.values)  # the enum builds this list anew on every access
 
 
 class TicketSerializer(serializers.ModelSerializer):
@@ -209,7 +212,9 @@ def _dt(value) -> str | None:
     """DRF's datetime rendering (ISO 8601, UTC as Z) without a field instance per value."""
     if value is None:
         return None
-    text = value.astimezone(UTC).isoformat()
+    if value.tzinfo is not UTC:  # Postgres hands back UTC already: no conversion then
+        value = value.astimezone(UTC)
+    text = value.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 

@@ -573,7 +573,7 @@ _TIMELINE_READ = PreparedRead(
 
 
 def ticket_page_timeline(ticket: Ticket) -> list[TimelineEvent]:
-    """The newest 200 events, newest first (as `ticket_timeline`)."""
+    """The newest 200 events, newest first."""
     return [TimelineEvent(*row) for row in _TIMELINE_READ.rows(tenant_id=ticket.tenant_id, ticket_id=ticket.pk)]
 
 
@@ -589,7 +589,7 @@ _METRIC_ORDER = {"first_response": 0, "next_response": 1, "resolution": 2}
 
 
 def ticket_page_clocks(ticket: Ticket) -> list[SlaClock]:
-    """The ticket's SLA clocks in metric order (as `ticket_clocks`)."""
+    """The ticket's SLA clocks in metric order."""
     clocks = [
         instance_from_row(SlaClock, _CLOCK_FIELDS, row)
         for row in _CLOCKS_READ.rows(tenant_id=ticket.tenant_id, ticket_id=ticket.pk)
@@ -613,34 +613,6 @@ _RECENT_READ = PreparedRead(
 def ticket_page_recent(ticket: Ticket) -> list[tuple[int, str, str]]:
     """(number, subject, status) of the customer's five latest other tickets."""
     return _RECENT_READ.rows(tenant_id=ticket.tenant_id, customer_id=ticket.customer_id, ticket_id=ticket.pk)
-
-
-def ticket_thread(ticket: Ticket) -> list[Message]:
-    return list(
-        Message.objects.filter(tenant_id=ticket.tenant_id, ticket=ticket)
-        .select_related("author_user")
-        .order_by("created_at", "id")
-    )
-
-
-def ticket_timeline(ticket: Ticket, limit: int = 200) -> list[TicketEvent]:
-    return list(
-        TicketEvent.objects.filter(tenant_id=ticket.tenant_id, ticket=ticket).order_by("-created_at", "-id")[:limit]
-    )
-
-
-def ticket_clocks(ticket: Ticket) -> list[SlaClock]:
-    order = {"first_response": 0, "next_response": 1, "resolution": 2}
-    return sorted(SlaClock.objects.filter(tenant_id=ticket.tenant_id, ticket=ticket), key=lambda c: order[c.metric])
-
-
-def customer_recent_tickets(ticket: Ticket, limit: int = 5) -> list[Ticket]:
-    return list(
-        Ticket.objects.filter(tenant_id=ticket.tenant_id, customer_id=ticket.customer_id)
-        .exclude(pk=ticket.pk)
-        .only("id", "number", "subject", "status", "created_at", "tenant_id")
-        .order_by("-created_at")[:limit]
-    )
 
 
 def messages_since(ticket: Ticket, last_seen_id: int, exclude_user: User | None) -> list[Message]:

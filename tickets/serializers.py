@@ -80,6 +80,34 @@ def sla_from_rows(rows: dict) -> dict:
 SLA_METRICS = tuple(SlaMetric.values)  # the enum builds this list anew on every access
 
 
+# The list endpoint reads tickets as `.values(*TICKET_ROW_VALUES)` dicts (no model instances:
+# building ~100 per page was most of its CPU) and ticket_row_data turns one into the contract.
+TICKET_ROW_OWN_FIELDS = (
+    "number",
+    "subject",
+    "status",
+    "priority",
+    "channel",
+    "order_number",
+    "message_count",
+    "created_at",
+    "updated_at",
+    "last_activity_at",
+    "first_response_at",
+    "solved_at",
+)
+TICKET_ROW_CUSTOMER_FIELDS = ("id", "email", "name", "phone", "language", "tier", "external_ids", "created_at")
+TICKET_ROW_VALUES = (
+    "id",
+    *TICKET_ROW_OWN_FIELDS,
+    "ticket_type__slug",
+    "assignee_id",
+    "assignee__email",
+    "assignee__name",
+    *(f"customer__{f}" for f in TICKET_ROW_CUSTOMER_FIELDS),
+)
+
+
 class TicketSerializer(serializers.ModelSerializer):
     ticket_type: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     customer = CustomerSerializer(read_only=True)
@@ -89,26 +117,7 @@ class TicketSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Ticket
-        fields = [
-            "id",
-            "number",
-            "subject",
-            "status",
-            "priority",
-            "channel",
-            "ticket_type",
-            "customer",
-            "assignee",
-            "tags",
-            "sla",
-            "order_number",
-            "message_count",
-            "created_at",
-            "updated_at",
-            "last_activity_at",
-            "first_response_at",
-            "solved_at",
-        ]
+        fields = ["id", *TICKET_ROW_OWN_FIELDS, "ticket_type", "customer", "assignee", "tags", "sla"]
         read_only_fields = fields
 
     @extend_schema_field(PersonSerializer(allow_null=True))
@@ -141,34 +150,6 @@ class TicketSerializer(serializers.ModelSerializer):
             }
         )
         return ticket_row_data(row, sla_data(obj), self.get_tags(obj))
-
-
-# The list endpoint reads tickets as `.values(*TICKET_ROW_VALUES)` dicts (no model instances:
-# building ~100 per page was most of its CPU) and ticket_row_data turns one into the contract.
-TICKET_ROW_OWN_FIELDS = (
-    "number",
-    "subject",
-    "status",
-    "priority",
-    "channel",
-    "order_number",
-    "message_count",
-    "created_at",
-    "updated_at",
-    "last_activity_at",
-    "first_response_at",
-    "solved_at",
-)
-TICKET_ROW_CUSTOMER_FIELDS = ("id", "email", "name", "phone", "language", "tier", "external_ids", "created_at")
-TICKET_ROW_VALUES = (
-    "id",
-    *TICKET_ROW_OWN_FIELDS,
-    "ticket_type__slug",
-    "assignee_id",
-    "assignee__email",
-    "assignee__name",
-    *(f"customer__{f}" for f in TICKET_ROW_CUSTOMER_FIELDS),
-)
 
 
 def ticket_row_data(row: dict, sla: dict, tags: list[str]) -> dict:

@@ -38,4 +38,7 @@ RUN SECRET_KEY=build-only-dummy-key-not-used-at-runtime DEBUG=0 STOREDESK_VAR_DI
 USER storedesk
 EXPOSE 8000
 
-CMD ["gunicorn", "helpdesk.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+# gthread, one worker process per core (WEB_CONCURRENCY, which gunicorn reads) with 4 threads
+# each: what `make bench` measured best on 2 cores (bench/README.md); keep-alive for proxies.
+ENV WEB_CONCURRENCY=2
+CMD ["gunicorn", "helpdesk.wsgi:application", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--threads", "4", "--keep-alive", "5", "--timeout", "60"]

@@ -96,9 +96,7 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
 
     @extend_schema(request=s.TicketCreateSerializer, responses={201: s.TicketSerializer})
     def create(self, request: TenantRequest) -> Response:
-        payload = s.TicketCreateSerializer(data=request.data, context={"tenant": request.tenant})
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
+        data = s.ticket_create_input(request.data, request.tenant)
         customer = services.customer_get_or_create(tenant=request.tenant, **data["customer"])
         ticket = services.ticket_create(
             tenant=request.tenant,

@@ -1,6 +1,6 @@
 """On Postgres a new ticket is written by one prepared statement (counter, ticket, message,
-clocks, events): it must write exactly the rows the ORM writes, stay atomic, and keep
-numbers distinct under concurrent creates."""
+clocks, events) and its customer found or made by another: they must write and read exactly
+the rows the ORM does, stay atomic, and keep numbers distinct under concurrent creates."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from helpdesk.services import Actor
 from tickets import services
-from tickets.models import Message, SlaClock, Team, Ticket, TicketCounter, TicketEvent, TicketTag
+from tickets.models import Customer, Message, SlaClock, Team, Ticket, TicketCounter, TicketEvent, TicketTag
 
 pytest_plugins = ["tests.tickets_fixtures"]
 
@@ -189,3 +189,70 @@ def test_concurrent_creates_get_distinct_consecutive_numbers(cast):
     assert not errors
     assert sorted(numbers) == list(range(start + 1, start + 31))
     assert sorted(Ticket.objects.filter(tenant=cast.tenant).values_list("number", flat=True)) == sorted(numbers)
+
+
+# --- The customer: found or made in one statement ----------------------------------------
+
+
+def as_stored(customer: Customer) -> dict:
+    return {f.attname: getattr(customer, f.attname) for f in Customer._meta.concrete_fields}
+
+
+def test_a_known_customer_is_read_whole_and_gets_a_missing_name_and_phone(cast):
+    known = Customer.objects.create(
+        tenant=cast.tenant,
+        email="carla@example.com",
+        tier="vip",
+        external_ids={"shopify:1": "7012"},
+        note="Prefers email.",
+        language="de",
+    )
+
+    found = services.customer_get_or_create(tenant=cast.tenant, email=" Carla@Example.COM ", name="Carla", phone="+49")
+
+    assert found.pk == known.pk
+    assert as_stored(found) == as_stored(Customer.objects.get(pk=known.pk))
+    assert (found.name, found.phone, found.tier, found.external_ids) == ("Carla", "+49", "vip", {"shopify:1": "7012"})
+    assert not found._state.adding
+    again = services.customer_get_or_create(tenant=cast.tenant, email="carla@example.com", name="Other", phone="+1")
+    assert (again.name, again.phone) == ("Carla", "+49")  # filled in once, never overwritten
+
+
+def test_a_new_customer_reads_as_the_orm_reads_it(cast):
+    made = services.customer_get_or_create(tenant=cast.tenant, email="New@Example.com", name="N" * 200, phone="+1")
+
+    assert as_stored(made) == as_stored(Customer.objects.get(pk=made.pk))
+    assert (made.email, len(made.name), made.language, made.tier) == (
+        "new@example.com",
+        150,
+        cast.tenant.default_language,
+        "new",
+    )
+    assert Customer.objects.filter(tenant=cast.tenant, email="new@example.com").count() == 1
+
+
+def test_finding_or_making_a_customer_by_email_is_one_statement(cast):
+    if connection.vendor != "postgresql":
+        pytest.skip("the prepared statement is Postgres only")
+    services.customer_get_or_create(tenant=cast.tenant, email="warm@example.com")
+
+    with CaptureQueriesContext(connection) as made:
+        services.customer_get_or_create(tenant=cast.tenant, email="carla@example.com", name="Carla")
+    with CaptureQueriesContext(connection) as found:
+        services.customer_get_or_create(tenant=cast.tenant, email="carla@example.com", name="Carla")
+
+    assert (len(made), len(found)) == (1, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_api_create_is_two_statements(cast, types, api):
+    from tests.test_tickets_api import FULL_CREATE, TICKETS
+
+    api.post(TICKETS, FULL_CREATE, format="json")  # compiles the SLA policies, stamps the token
+
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post(TICKETS, {**FULL_CREATE, "customer": {"email": "new@example.com"}}, format="json")
+
+    assert response.status_code == 201, response.content
+    if connection.vendor == "postgresql":
+        assert len(queries) == 2, [q["sql"][:80] for q in queries]

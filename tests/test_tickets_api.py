@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -817,10 +818,13 @@ def test_the_list_query_count_does_not_grow_with_the_page(api, cast, types, djan
     assert len(response.json()["results"]) == page_size
 
 
-def test_create_stays_within_ten_queries(api, cast, types, django_assert_max_num_queries):
+def test_create_stays_within_four_queries(api, cast, types, django_assert_max_num_queries):
     api.post(TICKETS, FULL_CREATE, format="json")  # compiles the SLA policies, stamps the token
 
-    with django_assert_max_num_queries(10):
+    # Postgres: the customer (found or made), then counter, ticket, message, clocks and events
+    # in one statement; inside the test's transaction that one is wrapped in a savepoint
+    # (outside any, it is just the two: tests/test_ticket_create_statement.py).
+    with django_assert_max_num_queries(4 if connection.vendor == "postgresql" else 10):
         response = api.post(TICKETS, {**FULL_CREATE, "customer": {"email": "new@example.com"}}, format="json")
 
     assert response.status_code == 201

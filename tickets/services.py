@@ -189,7 +189,14 @@ def customer_get_or_create(
     if not email and not phone:
         raise ValidationError({"customer": "A customer needs an email address or a phone number."})
     existing = None
-    if email:
+    if email and connection.vendor == "postgresql":
+        # Found or made in one round trip.
+        made, existing = _customer_find_or_insert(
+            tenant, email, name[:150], phone[:32], language or tenant.default_language
+        )
+        if made:
+            return existing
+    elif email:
         existing = Customer.objects.filter(tenant=tenant, email=email).first()
     elif phone:
         existing = Customer.objects.filter(tenant=tenant, phone=phone).first()
@@ -209,27 +216,84 @@ def customer_get_or_create(
     return _customer_insert_or_get(tenant, email, name[:150], phone[:32], language or tenant.default_language)
 
 
-def _customer_insert_or_get(tenant: Tenant, email: str, name: str, phone: str, language: str) -> Customer:
-    """One INSERT … ON CONFLICT … RETURNING: two requests creating the same new customer at
-    once both get the one row (no IntegrityError, no savepoint round trips)."""
-    table = Customer._meta.db_table
-    columns = ["id", "name", "phone", "language", "tier", "external_ids", "note", "created_at"]
-    sql = (
-        f"INSERT INTO {table} (tenant_id, email, name, phone, language, tier, external_ids, note, created_at) "  # noqa: S608
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, '', %s) "
-        "ON CONFLICT (tenant_id, email) WHERE NOT (email = '') DO UPDATE SET email = EXCLUDED.email "
-        f"RETURNING {', '.join(columns)}"
+_CUSTOMER_RETURNS = ("id", "name", "phone", "language", "tier", "external_ids", "note", "created_at")
+
+
+def _customer_insert_sql(values: str) -> str:
+    """INSERT … ON CONFLICT … RETURNING of a new customer from `values` (VALUES or SELECT
+    of tenant, email, name, phone, language, tier, external ids, created_at): two requests
+    creating the same new customer at once both get the one row (no IntegrityError, no
+    savepoint round trips)."""
+    return (
+        f"INSERT INTO {Customer._meta.db_table} "  # noqa: S608
+        "(tenant_id, email, name, phone, language, tier, external_ids, note, created_at) "
+        f"{values} ON CONFLICT (tenant_id, email) WHERE NOT (email = '') DO UPDATE SET email = EXCLUDED.email "
+        f"RETURNING {', '.join(_CUSTOMER_RETURNS)}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [tenant.pk, email, name, phone, language, Tier.NEW, "{}", timezone.now()])
-        row = dict(zip(columns, cursor.fetchone(), strict=True))
+
+
+def _customer_from_row(tenant: Tenant, email: str, values: Iterable[Any]) -> Customer:
+    row = dict(zip(_CUSTOMER_RETURNS, values, strict=True))
     if isinstance(row["external_ids"], str):
         row["external_ids"] = json.loads(row["external_ids"])
     if isinstance(row["created_at"], str):  # SQLite hands back text
         row["created_at"] = datetime.fromisoformat(row["created_at"])
     if row["created_at"].tzinfo is None:
         row["created_at"] = row["created_at"].replace(tzinfo=UTC)
-    return Customer(tenant=tenant, email=email, **row)
+    customer = Customer(tenant=tenant, email=email, **row)
+    customer._state.adding = False
+    customer._state.db = DEFAULT_DB_ALIAS
+    return customer
+
+
+def _customer_insert_or_get(tenant: Tenant, email: str, name: str, phone: str, language: str) -> Customer:
+    sql = _customer_insert_sql("VALUES (%s, %s, %s, %s, %s, %s, %s, '', %s)")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tenant.pk, email, name, phone, language, Tier.NEW, "{}", timezone.now()])
+        return _customer_from_row(tenant, email, cursor.fetchone())
+
+
+@functools.cache
+def _customer_find_or_insert_sql() -> tuple[str, str]:
+    """Postgres: PREPARE and EXECUTE of the customer with this email, else a new one."""
+    found = f"SELECT {', '.join(_CUSTOMER_RETURNS)} FROM {Customer._meta.db_table} WHERE tenant_id = $1 AND email = $2"  # noqa: S608
+    made = _customer_insert_sql("SELECT $1, $2, $3, $4, $5, $6, $7, '', $8 WHERE NOT EXISTS (SELECT 1 FROM found)")
+    returns = ", ".join(_CUSTOMER_RETURNS)
+    prepare = (
+        f"PREPARE {_CUSTOMER_STATEMENT} (bigint, varchar, varchar, varchar, varchar, varchar, jsonb, "  # noqa: S608
+        f"timestamp with time zone) AS WITH found AS ({found}), made AS ({made}) "
+        f"SELECT false, {returns} FROM found UNION ALL SELECT true, {returns} FROM made"
+    )
+    execute = f"EXECUTE {_CUSTOMER_STATEMENT} (%s, %s, %s, %s, %s, %s, %s, %s) /* customer by email, else INSERT */"
+    return prepare, execute
+
+
+_CUSTOMER_STATEMENT = "storedesk_customer_get_or_create"
+
+
+def _customer_find_or_insert(tenant: Tenant, email: str, name: str, phone: str, language: str) -> tuple[bool, Customer]:
+    """(made, customer): the tenant's customer with this email as stored, or a new one."""
+    prepare, execute = _customer_find_or_insert_sql()
+    rows = _prepared_rows(
+        _CUSTOMER_STATEMENT, prepare, execute, [tenant.pk, email, name, phone, language, Tier.NEW, "{}", timezone.now()]
+    )
+    return rows[0][0], _customer_from_row(tenant, email, rows[0][1:])
+
+
+def _prepared_rows(name: str, prepare: str, execute: str, params: list[Any]) -> list[tuple]:
+    """Run a prepared statement (Postgres) on this thread's connection; its rows.
+
+    Prepared statements last as long as the database session (a rollback keeps them):
+    each is prepared once per underlying connection, again after Django reconnects.
+    """
+    wrapper = connections[DEFAULT_DB_ALIAS]  # this thread's (`connection` is a shared proxy)
+    with wrapper.cursor() as cursor:
+        prepared_on = wrapper.__dict__.setdefault("_storedesk_prepared_on", {})
+        if prepared_on.get(name) is not wrapper.connection:
+            cursor.execute(prepare)
+            prepared_on[name] = wrapper.connection
+        cursor.execute(execute, params)
+        return cursor.fetchall()
 
 
 @transaction.atomic
@@ -550,15 +614,7 @@ def _insert_new_ticket(
     params: list[Any], ticket: Ticket, message: Message, new_clocks: list[SlaClock], events: list[TicketEvent]
 ) -> None:
     _, prepare, execute = _new_ticket_shape()
-    wrapper = connections[DEFAULT_DB_ALIAS]  # this thread's (`connection` is a shared proxy)
-    with wrapper.cursor() as cursor:
-        # Prepared statements last as long as the database session (a rollback keeps them):
-        # prepare once per underlying connection, again after Django reconnects.
-        if wrapper.__dict__.get("_ticket_create_prepared_on") is not wrapper.connection:
-            cursor.execute(prepare)
-            wrapper.__dict__["_ticket_create_prepared_on"] = wrapper.connection
-        cursor.execute(execute, params)
-        rows = cursor.fetchall()
+    rows = _prepared_rows(_NEW_TICKET_STATEMENT, prepare, execute, params)
     if not rows:  # the tenant has no counter row yet: nothing was written
         TicketCounter.objects.get_or_create(tenant_id=ticket.tenant_id)
         return _insert_new_ticket(params, ticket, message, new_clocks, events)

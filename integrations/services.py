@@ -46,6 +46,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from helpdesk.models import Tenant
+from helpdesk.prepared import prepared_rows
 from helpdesk.services import Actor, audit_record
 from integrations import crypto
 from integrations.models import Connection, Platform, WebhookDelivery
@@ -731,21 +732,11 @@ def _insert_ignoring_duplicates(values: dict[str, Any]) -> int | None:
 
 
 def _insert_prepared(values: dict[str, Any]) -> int | None:
-    from django.db import DEFAULT_DB_ALIAS, connections
-
     shapes, prepare, execute = _inbox_prepared_sql()
     params = [values["tenant"], values["connection"], Connection.State.ACTIVE.value]
     for name, is_json, encoder in shapes:
         params.append(json.dumps(values[name], cls=encoder) if is_json else values[name])
-    wrapper = connections[DEFAULT_DB_ALIAS]
-    with wrapper.cursor() as cursor:
-        # Prepared statements live as long as the database session (a rollback keeps them):
-        # prepare once per underlying connection, again after Django reconnects.
-        if wrapper.__dict__.get("_inbox_prepared_on") is not wrapper.connection:
-            cursor.execute(prepare)
-            wrapper.__dict__["_inbox_prepared_on"] = wrapper.connection
-        cursor.execute(execute, params)
-        new_pk, active = cursor.fetchone()
+    ((new_pk, active),) = prepared_rows(_PREPARED_INSERT, prepare, execute, params)
     if not active:
         raise ConnectionGone
     return new_pk

@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from helpdesk.models import Membership, Role, Tenant, User
+from helpdesk.prepared import prepared_rows
 from helpdesk.services import Actor
 from helpdesk.tenancy import tenants_with_due
 from tickets import clocks, policy
@@ -275,26 +276,10 @@ _CUSTOMER_STATEMENT = "storedesk_customer_get_or_create"
 def _customer_find_or_insert(tenant: Tenant, email: str, name: str, phone: str, language: str) -> tuple[bool, Customer]:
     """(made, customer): the tenant's customer with this email as stored, or a new one."""
     prepare, execute = _customer_find_or_insert_sql()
-    rows = _prepared_rows(
+    rows = prepared_rows(
         _CUSTOMER_STATEMENT, prepare, execute, [tenant.pk, email, name, phone, language, Tier.NEW, "{}", timezone.now()]
     )
     return rows[0][0], _customer_from_row(tenant, email, rows[0][1:])
-
-
-def _prepared_rows(name: str, prepare: str, execute: str, params: list[Any]) -> list[tuple]:
-    """Run a prepared statement (Postgres) on this thread's connection; its rows.
-
-    Prepared statements last as long as the database session (a rollback keeps them):
-    each is prepared once per underlying connection, again after Django reconnects.
-    """
-    wrapper = connections[DEFAULT_DB_ALIAS]  # this thread's (`connection` is a shared proxy)
-    with wrapper.cursor() as cursor:
-        prepared_on = wrapper.__dict__.setdefault("_storedesk_prepared_on", {})
-        if prepared_on.get(name) is not wrapper.connection:
-            cursor.execute(prepare)
-            prepared_on[name] = wrapper.connection
-        cursor.execute(execute, params)
-        return cursor.fetchall()
 
 
 @transaction.atomic
@@ -616,7 +601,7 @@ def _insert_new_ticket(
     params: list[Any], ticket: Ticket, message: Message, new_clocks: list[SlaClock], events: list[TicketEvent]
 ) -> None:
     _, prepare, execute = _new_ticket_shape()
-    rows = _prepared_rows(_NEW_TICKET_STATEMENT, prepare, execute, params)
+    rows = prepared_rows(_NEW_TICKET_STATEMENT, prepare, execute, params)
     if not rows:  # the tenant has no counter row yet: nothing was written
         TicketCounter.objects.get_or_create(tenant_id=ticket.tenant_id)
         return _insert_new_ticket(params, ticket, message, new_clocks, events)

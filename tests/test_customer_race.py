@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 
+from tests.concurrency import at_once
 from tickets import services
 from tickets.models import Customer
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_creates_of_the_same_new_customer_share_one_row(cast):
-    barrier = threading.Barrier(4)
-    ids: list[int] = []
-    errors: list[BaseException] = []
-
-    def create() -> None:
-        try:
-            barrier.wait(timeout=10)
-            ids.append(services.customer_get_or_create(tenant=cast.tenant, email="Race@Example.org", name="Rae").pk)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=create) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert not errors
+    ids = at_once(
+        lambda _: services.customer_get_or_create(tenant=cast.tenant, email="Race@Example.org", name="Rae").pk,
+        threads=4,
+        timeout=30,
+    )
+    assert len(ids) == 4
     assert len(set(ids)) == 1
     assert Customer.objects.filter(tenant=cast.tenant, email="race@example.org").count() == 1
 

@@ -6,18 +6,17 @@ statements per delivery."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import timedelta
 
 import pytest
 from django.db import connection as db
-from django.db import connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from integrations import services, upsert
 from integrations.models import Connection, Order, WebhookDelivery
+from tests.concurrency import at_once
 from tests.test_webhooks import connect, fixture
 from tickets.models import Customer
 
@@ -154,25 +153,8 @@ def test_two_drains_side_by_side_never_process_a_row_twice(cast, monkeypatch):
         return real(delivery, *args)
 
     monkeypatch.setattr(services, "_apply", slow)
-    start = threading.Barrier(2)
-    done: list[int] = []
-    errors: list[BaseException] = []
-
-    def drain(slot: int) -> None:
-        try:
-            start.wait()
-            done.append(services.delivery_drain(tenant=cast.tenant, slot=slot))
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=drain, args=(slot,)) for slot in (0, 1)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors
+    done = at_once(lambda slot: services.delivery_drain(tenant=cast.tenant, slot=slot), threads=2)
+    assert len(done) == 2
     assert sorted(seen) == sorted(row.pk for row in rows)  # each row once
     assert sum(done) == 12 and all(done)  # both drains took part
     assert set(WebhookDelivery.objects.filter(connection=shop).values_list("status", flat=True)) == {State.DONE}

@@ -6,7 +6,6 @@ The tenant's default schedule is Mon–Fri 09:00–17:00 Europe/Berlin (UTC+1 in
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -20,6 +19,7 @@ from django.urls import reverse
 from helpdesk.models import AuditLog
 from helpdesk.services import Actor
 from playbooks.services import playbook_save
+from tests.concurrency import at_once
 from tests.tickets_fixtures import event_kinds, make_ticket
 from tickets import services
 from tickets.models import (
@@ -299,25 +299,8 @@ def test_two_sweepers_running_at_once_still_fire_each_escalation_once(cast, ware
         for i in range(30):
             escalate(ticket, cast.agent, team=warehouse, summary=f"Question {i}")
     at = berlin(20, 12)
-    barrier = threading.Barrier(2)
-    results: list[dict] = []
-    errors: list[BaseException] = []
-
-    def sweep() -> None:
-        try:
-            barrier.wait(timeout=10)
-            results.append(escalation_sweep_tenant(cast.tenant.pk, at=at))
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=sweep) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not errors
+    results = at_once(lambda _: escalation_sweep_tenant(cast.tenant.pk, at=at), threads=2)
+    assert len(results) == 2
     assert sum(r["overdue"] for r in results) == 30
     assert TicketEvent.objects.filter(ticket=ticket, kind="escalation_overdue").count() == 30
     assert Notification.objects.filter(kind="escalation_overdue").count() == 30

@@ -6,14 +6,13 @@ normal-priority targets are 8 business hours (first/next response) and 40 (resol
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from django.db import connection
 
 from helpdesk.services import Actor
+from tests.concurrency import at_once
 from tickets import services
 from tickets.models import (
     NO_DUE,
@@ -265,25 +264,8 @@ def test_two_sweepers_running_at_once_still_fire_each_breach_once(cast, customer
             for i in range(40)
         ]
     at = MONDAY_10 + timedelta(days=30)
-    barrier = threading.Barrier(2)
-    results: list[dict] = []
-    errors: list[BaseException] = []
-
-    def sweep() -> None:
-        try:
-            barrier.wait(timeout=10)
-            results.append(services.sla_sweep_tenant(cast.tenant.pk, at=at))
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=sweep) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not errors
+    results = at_once(lambda _: services.sla_sweep_tenant(cast.tenant.pk, at=at), threads=2)
+    assert len(results) == 2
     # 40 tickets × (first response + resolution) clocks, each breached exactly once.
     assert sum(r["breaches"] for r in results) == 80
     assert TicketEvent.objects.filter(ticket__in=tickets, kind="sla_breached").count() == 80

@@ -4,7 +4,6 @@ the rows the ORM does, stay atomic, and keep numbers distinct under concurrent c
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +13,7 @@ from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 
 from helpdesk.services import Actor
+from tests.concurrency import at_once
 from tickets import services
 from tickets.models import Customer, Message, SlaClock, Team, Ticket, TicketCounter, TicketEvent, TicketTag
 
@@ -163,30 +163,16 @@ def test_concurrent_creates_get_distinct_consecutive_numbers(cast):
         pytest.skip("SQLite takes one writer at a time")
     customer = services.customer_get_or_create(tenant=cast.tenant, email="carla@example.com")
     start = TicketCounter.objects.get(tenant=cast.tenant).value
-    barrier = threading.Barrier(6)
-    numbers: list[int] = []
-    errors: list[BaseException] = []
 
-    def create(i: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            for j in range(5):
-                ticket = services.ticket_create(
-                    tenant=cast.tenant, subject=f"T{i}-{j}", body="Hello", customer=customer, actor=Actor.system()
-                )
-                numbers.append(ticket.number)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
+    def create(i: int) -> list[int]:
+        return [
+            services.ticket_create(
+                tenant=cast.tenant, subject=f"T{i}-{j}", body="Hello", customer=customer, actor=Actor.system()
+            ).number
+            for j in range(5)
+        ]
 
-    threads = [threading.Thread(target=create, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-
-    assert not errors
+    numbers = [n for batch in at_once(create, threads=6) for n in batch]
     assert sorted(numbers) == list(range(start + 1, start + 31))
     assert sorted(Ticket.objects.filter(tenant=cast.tenant).values_list("number", flat=True)) == sorted(numbers)
 

@@ -75,9 +75,29 @@
     body.focus();
   });
 
+  // A keyboard cursor over a list's rows (j/k in the queue and the escalation queues):
+  // move(±1) marks the next/previous row, current() is the marked row or undefined,
+  // reset() forgets it (the rows were swapped).
+  function rowCursor(selector) {
+    let index = -1;
+    const rows = () => Array.from(document.querySelectorAll(selector));
+    return {
+      move(delta) {
+        const list = rows();
+        if (!list.length) return;
+        index = Math.max(0, Math.min(list.length - 1, index + delta));
+        list.forEach((r, i) => r.classList.toggle("is-cursor", i === index));
+        list[index].scrollIntoView({ block: "nearest" });
+      },
+      current() { return rows()[index]; },
+      reset() { index = -1; },
+    };
+  }
+
   window.Storedesk = {
     keys: {
       add(key, description, handler) { bindings.set(key, { description, handler }); },
     },
+    rowCursor,
   };
 })();

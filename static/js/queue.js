@@ -26,15 +26,7 @@
   document.addEventListener("htmx:afterSwap", tick);
 
   // --- Queue: a cursor row moved with j/k, opened with Enter, selected with x.
-  let cursor = -1;
-  const rows = () => Array.from(document.querySelectorAll("#queue-rows .qrow"));
-  function move(delta) {
-    const list = rows();
-    if (!list.length) return;
-    cursor = Math.max(0, Math.min(list.length - 1, cursor + delta));
-    list.forEach((r, i) => r.classList.toggle("is-cursor", i === cursor));
-    list[cursor].scrollIntoView({ block: "nearest" });
-  }
+  let cursor = null;
   function updateBulk() {
     const bar = document.getElementById("bulk-bar");
     if (!bar) return;
@@ -45,10 +37,11 @@
   }
   document.addEventListener("DOMContentLoaded", () => {
     if (document.getElementById("queue-rows") && keys()) {
-      keys().add("j", "Next ticket", () => move(1));
-      keys().add("k", "Previous ticket", () => move(-1));
-      keys().add("Enter", "Open ticket", () => { const r = rows()[cursor]; if (r) window.location.href = r.dataset.href; });
-      keys().add("x", "Select ticket", () => { const r = rows()[cursor]; if (r) { const box = r.querySelector("input"); box.checked = !box.checked; updateBulk(); } });
+      cursor = window.Storedesk.rowCursor("#queue-rows .qrow");
+      keys().add("j", "Next ticket", () => cursor.move(1));
+      keys().add("k", "Previous ticket", () => cursor.move(-1));
+      keys().add("Enter", "Open ticket", () => { const r = cursor.current(); if (r) window.location.href = r.dataset.href; });
+      keys().add("x", "Select ticket", () => { const r = cursor.current(); if (r) { const box = r.querySelector("input"); box.checked = !box.checked; updateBulk(); } });
     }
     const newLink = document.querySelector("[data-key-n]");
     if (newLink && newLink.tagName === "A" && keys()) keys().add("n", "New ticket", () => (window.location.href = newLink.href));
@@ -81,5 +74,5 @@
       });
     }
   });
-  document.addEventListener("htmx:afterSwap", () => { cursor = -1; updateBulk(); });
+  document.addEventListener("htmx:afterSwap", () => { if (cursor) cursor.reset(); updateBulk(); });
 })();

@@ -25,6 +25,7 @@ import argparse
 import http.client
 import itertools
 import json
+import math
 import os
 import resource
 import secrets
@@ -40,6 +41,28 @@ from bench.common import percentile  # noqa: E402
 ALLOWED_HOSTS = ("127.0.0.1", "localhost")
 
 
+SUBJECTS = ["Where is my parcel?", "Refund please", "Wrong size", "Discount code", "Broken"]
+
+
+def ticket_body(n: int | str, email: str, subject: str) -> bytes:
+    return json.dumps(
+        {
+            "subject": f"{subject} (bench {n})",
+            "body": f"Hello, this is bench request {n}. My order has not arrived yet.",
+            "customer": {"email": email, "name": f"Bench customer {n}"},
+            "priority": "normal",
+            "channel": "email",
+        }
+    ).encode()
+
+
+def mixed_email(run_id: str, n: int | str, i: int, reuse: list[str]) -> str:
+    """Request i of the "mixed" pattern: even ones a new customer, odd ones an existing one."""
+    if not reuse or i % 2 == 0:
+        return f"bench-{run_id}-{n}@example.com"
+    return reuse[(i // 2) % len(reuse)]
+
+
 def ticket_bodies(run_id: str, pattern: str, reuse: list[str]):
     """POST /api/v1/tickets/ bodies.
 
@@ -48,30 +71,26 @@ def ticket_bodies(run_id: str, pattern: str, reuse: list[str]):
     create a customer. "race": requests 2k and 2k+1 share a new email and go out at the same
     time — this reproduces concurrent first contacts of one customer.
     """
-    subjects = ["Where is my parcel?", "Refund please", "Wrong size", "Discount code", "Broken"]
     counter = itertools.count()
     lock = threading.Lock()
 
     def make() -> bytes:
         with lock:
             n = next(counter)
-        if pattern == "race" or not reuse:
-            email = f"bench-{run_id}-{n // 2 if pattern == 'race' else n}@example.com"
-        elif n % 2 == 0:
-            email = f"bench-{run_id}-{n}@example.com"
+        if pattern == "race":
+            email = f"bench-{run_id}-{n // 2}@example.com"
         else:
-            email = reuse[(n // 2) % len(reuse)]
-        return json.dumps(
-            {
-                "subject": f"{subjects[n % len(subjects)]} (bench {n})",
-                "body": f"Hello, this is bench request {n}. My order has not arrived yet.",
-                "customer": {"email": email, "name": f"Bench customer {n}"},
-                "priority": "normal",
-                "channel": "email",
-            }
-        ).encode()
+            email = mixed_email(run_id, n, n, reuse)
+        return ticket_body(n, email, SUBJECTS[n % len(SUBJECTS)])
 
     return make
+
+
+def ticket_body_templates(run_id: str, reuse: list[str]) -> list[bytes]:
+    """The "mixed" pattern for wrk: one cycle of bodies in which "{n}" stands for the request
+    number (bench/driver.lua fills it in), so request n gets the body make() gives request n."""
+    cycle = math.lcm(2 * len(SUBJECTS), 2 * max(1, len(reuse)))
+    return [ticket_body("{n}", mixed_email(run_id, "{n}", i, reuse), SUBJECTS[i % len(SUBJECTS)]) for i in range(cycle)]
 
 
 class Client(threading.Thread):
@@ -146,6 +165,22 @@ def run(args: argparse.Namespace) -> dict:
         make_body = ticket_bodies(secrets.token_hex(4), args.create_pattern, reuse)
         headers["Content-Type"] = "application/json"
     cookies = [c for c in os.environ.get("BENCH_COOKIES", "").splitlines() if c.strip()]
+    if use_wrk(args):
+        from bench.wrk import Wrk
+
+        reuse = [e for e in os.environ.get("BENCH_REUSE_EMAILS", "").splitlines() if e.strip()]
+        load = Wrk(
+            host=url.hostname or "",
+            port=url.port or 80,
+            method=args.method,
+            path=url.path + (f"?{url.query}" if url.query else ""),
+            clients=args.clients,
+            headers=headers,
+            per_client_headers=[{"Cookie": c} for c in cookies],
+            bodies=ticket_body_templates(secrets.token_hex(4), reuse) if make_body else (),
+            template=bool(make_body),
+        )
+        return load.timed(warmup=args.warmup, duration=args.duration)
     cfg = {
         "host": url.hostname,
         "port": url.port or 80,
@@ -196,7 +231,20 @@ def run(args: argparse.Namespace) -> dict:
         "first_error": first_error,
         "clients": args.clients,
         "client_cpu_pct": round(100 * cpu / (args.warmup + args.duration), 1),
+        "driver": "python",
     }
+
+
+def use_wrk(args: argparse.Namespace) -> bool:
+    """wrk when asked for, or by default when installed; the race pattern needs the Python
+    driver (it pairs requests in time, which wrk's per-connection order cannot)."""
+    from bench.wrk import available
+
+    if args.driver == "python" or args.create_pattern == "race":
+        return False
+    if args.driver == "wrk" and not available():
+        raise SystemExit("load: --driver wrk, but wrk is not installed (apt-get install wrk)")
+    return available()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--header", action="append", default=[], help='"Name: value"')
     parser.add_argument("--body-kind", choices=["ticket-create"], default=None)
     parser.add_argument("--create-pattern", choices=["mixed", "race"], default="mixed")
+    parser.add_argument("--driver", choices=["auto", "wrk", "python"], default="auto")
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= 256:
         parser.error("--clients must be 1..256")

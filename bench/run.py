@@ -636,6 +636,8 @@ def drive(port: int, sc: Scenario, path: str, args, secrets_env: dict) -> dict:
         str(args.warmup),
         "--accept",
         sc.accept,
+        "--driver",
+        args.driver,
     ]
     if sc.body_kind:
         cmd += ["--body-kind", sc.body_kind, "--create-pattern", args.create_pattern]
@@ -938,6 +940,12 @@ def main(argv: list[str] | None = None) -> int:
         default="mixed",
         help="api_create customers: mixed (half new, half existing) or race (pairs of "
         "concurrent requests for one new customer)",
+    )
+    parser.add_argument(
+        "--driver",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="load driver: wrk (C; default when installed) or python (threads, http.client)",
     )
     args = parser.parse_args(argv)
     args.redis_url = bench_redis_url(redis_url(), args.redis_db)

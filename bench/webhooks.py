@@ -336,6 +336,12 @@ def send(args: argparse.Namespace) -> dict:
     bodies = build_bodies(args.run, args.start, ACK_POOL if timed else args.count, reuse, args.reuse_share)
     signatures = [sign(secret, body) for body in bodies]
     build_s = time.perf_counter() - built
+    sizes = sorted(len(b) for b in bodies)
+    if use_wrk(args):
+        result = send_wrk(args, url, bodies, signatures, timed)
+        result.update({"body_bytes": {"min": sizes[0], "p50": sizes[len(sizes) // 2], "max": sizes[-1]}})
+        result["build_s"] = round(build_s, 2)
+        return result
     cfg = {
         "host": url.hostname,
         "port": url.port or 80,
@@ -373,7 +379,6 @@ def send(args: argparse.Namespace) -> dict:
             statuses[k] = statuses.get(k, 0) + v
     n = len(latencies)
     ms = 1000.0
-    sizes = sorted(len(b) for b in bodies)
     return {
         "requests": n,
         "all_requests": shared["sent"],
@@ -393,7 +398,44 @@ def send(args: argparse.Namespace) -> dict:
         "build_s": round(build_s, 2),
         "first_sent_unix": first_sent,
         "last_ack_unix": max((s.last_ack for s in senders), default=0.0),
+        "driver": "python",
     }
+
+
+def use_wrk(args: argparse.Namespace) -> bool:
+    from bench.wrk import available
+
+    if args.driver == "wrk" and not available():
+        raise SystemExit("webhooks: --driver wrk, but wrk is not installed (apt-get install wrk)")
+    return args.driver != "python" and available()
+
+
+def send_wrk(args: argparse.Namespace, url, bodies: list[bytes], signatures: list[str], timed: bool) -> dict:
+    """The same deliveries through wrk (bench/wrk.py): each request a new Webhook-Id and
+    Event-Id (run prefix + request number), bodies cycled with their signatures."""
+    from bench.wrk import Wrk
+
+    headers = headers_for(args.shop, "", "")
+    for name in ("X-Shopify-Webhook-Id", "X-Shopify-Event-Id", "X-Shopify-Hmac-Sha256"):
+        del headers[name]
+    load = Wrk(
+        host=url.hostname or "",
+        port=url.port or 80,
+        method="POST",
+        path=url.path,
+        clients=args.clients,
+        headers=headers,
+        bodies=bodies,
+        body_headers=[{"X-Shopify-Hmac-Sha256": s} for s in signatures],
+        unique={"X-Shopify-Webhook-Id": f"{args.run}-", "X-Shopify-Event-Id": f"{args.run}-e"},
+    )
+    first_sent = time.time()
+    if timed:
+        result = load.timed(warmup=args.warmup, duration=args.duration)
+    else:
+        result = load.count(args.count, timeout=args.timeout)
+    result["first_sent_unix"] = first_sent
+    return result
 
 
 def drive(
@@ -427,6 +469,8 @@ def drive(
         str(args.clients),
         "--reuse-share",
         str(reuse_share),
+        "--driver",
+        getattr(args, "driver", "auto"),
     ]
     if count:
         cmd += ["--count", str(count), "--timeout", str(args.webhook_timeout)]
@@ -1025,6 +1069,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--max-requests", type=int, default=2_000_000)
     p.add_argument("--reuse-share", type=float, default=0.0)
+    p.add_argument("--driver", choices=["auto", "wrk", "python"], default="auto")
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= 256:
         parser.error("--clients must be 1..256")

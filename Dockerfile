@@ -36,9 +36,10 @@ RUN SECRET_KEY=build-only-dummy-key-not-used-at-runtime DEBUG=0 STOREDESK_VAR_DI
  && chown storedesk:storedesk /app/var
 
 USER storedesk
-EXPOSE 8000
+EXPOSE 8000 8001
 
 # gthread, one worker process per core (WEB_CONCURRENCY, which gunicorn reads) with 4 threads
 # each: what `make bench` measured best on 2 cores (bench/README.md); keep-alive for proxies.
-ENV WEB_CONCURRENCY=2
+ENV WEB_CONCURRENCY=2 \
+    GRANIAN_WORKERS=2
 CMD ["gunicorn", "helpdesk.wsgi:application", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--threads", "4", "--keep-alive", "5", "--timeout", "60"]

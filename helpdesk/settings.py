@@ -22,6 +22,9 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 BASE_URL = env_str("BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Where store platforms post webhooks: the hooks service (granian) when it has its own
+# address, else the web service, which answers /hooks/ too.
+HOOKS_BASE_URL = env_str("HOOKS_BASE_URL", BASE_URL).rstrip("/")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [BASE_URL])
 CSRF_FAILURE_VIEW = "helpdesk.views.core.csrf_failure"
 
@@ -154,6 +157,8 @@ AXES_IPWARE_PROXY_COUNT = env_int("PROXY_COUNT", 0)
 
 # --- Security: secure by default; local HTTP runs set DEBUG=1 or SECURE_SSL_REDIRECT=0.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Health probes come from inside (compose, load balancers) over plain HTTP: never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 _https = SECURE_SSL_REDIRECT or BASE_URL.startswith("https://")
 SESSION_COOKIE_SECURE = _https
 CSRF_COOKIE_SECURE = _https

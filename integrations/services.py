@@ -197,9 +197,9 @@ def _raise(errors: dict[str, str]) -> None:
 
 
 def webhook_url(connection: Connection) -> str:
-    """The public URL the platform posts to: BASE_URL + /hooks/<platform>/<id>/."""
+    """The public URL the platform posts to: HOOKS_BASE_URL (default BASE_URL) + /hooks/<platform>/<id>/."""
     path = reverse(f"hooks_{connection.platform}", kwargs={"connection_uuid": connection.pk})
-    return f"{settings.BASE_URL}{path}"
+    return f"{settings.HOOKS_BASE_URL}{path}"
 
 
 def credentials_for(connection: Connection) -> dict[str, str]:

@@ -391,6 +391,13 @@ def test_the_health_check_answers_ok(client, db):
     assert response.json() == {"status": "ok"}
 
 
+def test_the_health_check_is_not_redirected_to_https_but_pages_are(client, db, settings):
+    """Probes (compose, load balancers) speak plain HTTP from inside."""
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/api/v1/schema/").status_code == 301
+
+
 def test_the_schema_is_readable_without_a_token(client, db):
     response = client.get("/api/v1/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200

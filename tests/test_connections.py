@@ -723,3 +723,16 @@ def test_rotate_credentials_re_encrypts_under_the_newest_key(cast, client, setti
     assert services.credentials_for(connection) == {"access_token": "shpat_rotate"}
     assert deliver_shopify(client, connection, secret).status_code == 200
     assert AuditLog.objects.filter(tenant=cast.tenant, action="connection.reencrypt").exists()
+
+
+def test_webhook_urls_use_the_hooks_service_address_when_it_has_its_own(cast, settings):
+    settings.HOOKS_BASE_URL = "https://hooks.storedesk.example"
+    connection, _ = services.connection_create(
+        tenant=cast.tenant,
+        platform="shopify",
+        name="Acme",
+        actor=Actor.system(),
+        shop_domain="acme-hooks.myshopify.com",
+        webhook_secret="s" * 32,
+    )
+    assert services.webhook_url(connection) == f"https://hooks.storedesk.example/hooks/shopify/{connection.pk}/"

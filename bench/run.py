@@ -68,6 +68,7 @@ from bench.common import (  # noqa: E402
 
 PLACEHOLDER_MARKER = "Not set up yet"
 GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
+GRANIAN = str(ROOT / ".venv" / "bin" / "granian")
 
 
 @dataclass
@@ -201,16 +202,18 @@ def free_port() -> int:
 
 
 def parse_server(spec: str) -> tuple[str, int, int]:
-    """ "gthread:2x4" -> ("gthread", 2 workers, 4 threads); "sync:3" -> ("sync", 3, 1)."""
+    """ "gthread:2x4" -> ("gthread", 2 workers, 4 threads); "sync:3" -> ("sync", 3, 1);
+    "granian:2x1" -> ("granian", 2 processes, 1 thread each)."""
     kind, _, size = spec.partition(":")
-    if kind not in ("sync", "gthread"):
-        raise SystemExit(f"bench: unknown server kind {kind!r} (sync or gthread)")
+    if kind not in ("sync", "gthread", "granian"):
+        raise SystemExit(f"bench: unknown server kind {kind!r} (sync, gthread or granian)")
     workers, _, threads = (size or "2").partition("x")
-    return kind, int(workers), int(threads or (1 if kind == "sync" else 4))
+    return kind, int(workers), int(threads or (4 if kind == "gthread" else 1))
 
 
-class Gunicorn:
-    """gunicorn as production runs it, on a free 127.0.0.1 port; stopped by its PID."""
+class Server:
+    """The web server as production runs it (gunicorn for web, granian for the hooks
+    service), on a free 127.0.0.1 port; stopped by its PID."""
 
     def __init__(self, spec: str, redis: str):
         self.kind, self.workers, self.threads = parse_server(spec)
@@ -218,13 +221,15 @@ class Gunicorn:
         self.redis = redis
         self.proc: subprocess.Popen | None = None
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        self.log_path = RESULTS_DIR / "gunicorn.log"
+        self.log_path = RESULTS_DIR / f"{'granian' if self.kind == 'granian' else 'gunicorn'}.log"
 
     @property
     def label(self) -> str:
         if self.kind == "sync":
-            return f"sync, {self.workers} workers"
-        return f"gthread, {self.workers} workers x {self.threads} threads"
+            return f"gunicorn sync, {self.workers} workers"
+        if self.kind == "granian":
+            return f"granian, {self.workers} processes x {self.threads} threads"
+        return f"gunicorn gthread, {self.workers} workers x {self.threads} threads"
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
@@ -246,7 +251,25 @@ class Gunicorn:
         )
         return env
 
-    def start(self) -> None:
+    def command(self) -> list[str]:
+        if self.kind == "granian":  # as compose's hooks service
+            return [
+                GRANIAN,
+                "--interface",
+                "wsgi",
+                "helpdesk.wsgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--blocking-threads",
+                str(self.threads),
+                "--respawn-failed-workers",
+                "--log-level",
+                "warning",
+            ]
         cmd = [
             GUNICORN,
             "helpdesk.wsgi:application",
@@ -265,6 +288,10 @@ class Gunicorn:
         ]
         if self.kind == "gthread":
             cmd += ["--threads", str(self.threads), "--keep-alive", "5"]
+        return cmd
+
+    def start(self) -> None:
+        cmd = self.command()
         self.log_path.write_text("")
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
@@ -279,7 +306,7 @@ class Gunicorn:
             time.sleep(0.3)
         tail = self.log_path.read_text()[-3000:]
         self.stop()
-        raise SystemExit(f"bench: gunicorn did not answer /healthz with 200:\n{tail}")
+        raise SystemExit(f"bench: {self.label} did not answer /healthz with 200:\n{tail}")
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -649,8 +676,8 @@ def drive(port: int, sc: Scenario, path: str, args, secrets_env: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_webhook(gun: Gunicorn, sc: Scenario, args, hooks: webhooks.Hooks) -> None:
-    """webhook_ack / webhook_e2e against this gunicorn (bench/webhooks.py)."""
+def run_webhook(gun: Server, sc: Scenario, args, hooks: webhooks.Hooks) -> None:
+    """webhook_ack / webhook_e2e against this server, the hooks service (bench/webhooks.py)."""
     load_before = load_average()
     cpu_before = server_cpu(gun.proc.pid)
     if sc.name == "webhook_ack":
@@ -698,9 +725,20 @@ def run_webhook(gun: Gunicorn, sc: Scenario, args, hooks: webhooks.Hooks) -> Non
 
 
 def run_http(args, ids: dict, wanted: list[Scenario], server: str, hooks: webhooks.Hooks | None = None) -> None:
-    gun = Gunicorn(server, args.redis_url)
+    web = [sc for sc in wanted if sc.auth != "webhook"]
+    hook = [sc for sc in wanted if sc.auth == "webhook"]
+    if web:
+        serve(args, ids, web, server, hooks)
+    if hook and hooks is not None:
+        # Webhooks go to their own service as production runs it (compose `hooks`), unless
+        # --hooks-server says otherwise (e.g. the web server's spec, to compare).
+        serve(args, ids, hook, args.hooks_server or server, hooks)
+
+
+def serve(args, ids: dict, wanted: list[Scenario], server: str, hooks: webhooks.Hooks | None) -> None:
+    gun = Server(server, args.redis_url)
     print(
-        f"\n== HTTP scenarios: gunicorn {gun.label} on 127.0.0.1:{gun.port}; "
+        f"\n== HTTP scenarios: {gun.label} on 127.0.0.1:{gun.port}; "
         f"{args.clients} clients, {args.warmup:g}s warm-up + {args.duration:g}s each"
     )
     gun.start()
@@ -769,7 +807,7 @@ def run_http(args, ids: dict, wanted: list[Scenario], server: str, hooks: webhoo
         lines = log.splitlines()
         last = max(i for i, line in enumerate(lines) if line.startswith("Traceback"))
         block = [line for line in lines[last:] if line.strip()]
-        print(f"  gunicorn log: {tracebacks} tracebacks ({gun.log_path}); the last one ends:")
+        print(f"  server log: {tracebacks} tracebacks ({gun.log_path}); the last one ends:")
         for line in block[-6:]:
             print("    " + line[:240])
 
@@ -864,7 +902,10 @@ def ensure_data(args) -> None:
 
 def print_table(all_sc: list[Scenario], sweep: dict | None, args, server: str, data: str) -> None:
     print("\n== Results")
-    print(f"   data: {data}; server: gunicorn {server}; {args.clients} clients, {args.duration:g}s per scenario")
+    print(
+        f"   data: {data}; server: gunicorn {server}, webhooks: {args.hooks_server or server}; "
+        f"{args.clients} clients ({args.driver} driver), {args.duration:g}s per scenario"
+    )
     head = f"   {'scenario':<12}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'errors':>8}{'queries':>9}{'CPU ms':>8}  target / note"
     print(head)
     print("   " + "-" * (len(head) - 3))
@@ -940,6 +981,12 @@ def main(argv: list[str] | None = None) -> int:
         default="mixed",
         help="api_create customers: mixed (half new, half existing) or race (pairs of "
         "concurrent requests for one new customer)",
+    )
+    parser.add_argument(
+        "--hooks-server",
+        default="granian:2x1",
+        help="the server webhook_ack/webhook_e2e post to: granian:<processes>x<threads> as compose's "
+        "hooks service (default granian:2x1), or a gunicorn spec to compare",
     )
     parser.add_argument(
         "--driver",

@@ -88,9 +88,6 @@ if DATABASE_URL:
             DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
         )
     }
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # Django's, with the per-request health check skipped right after a request (helpdesk/db).
-        DATABASES["default"]["ENGINE"] = "helpdesk.db"
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

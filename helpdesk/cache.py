@@ -48,3 +48,17 @@ class RedisCache(DjangoRedisCache):
                 batch.clear()
         if batch:
             client.delete(*batch)
+
+    def count_in_window(self, key: str, previous_key: str, timeout: int) -> tuple[int, int]:
+        """Add 1 to the counter `key` (created with `timeout` seconds to live) and read the
+        counter `previous_key`, in one round trip: (new count, previous count or 0).
+        The counters are plain integers, as Django's serializer stores ints, so incr()/get()
+        read them too."""
+        current = self.make_and_validate_key(key)
+        previous = self.make_and_validate_key(previous_key)
+        pipe = self._cache.get_client(current, write=True).pipeline(transaction=False)
+        pipe.incr(current)
+        pipe.expire(current, timeout, nx=True)  # Redis 7: only a new counter gets its TTL
+        pipe.get(previous)
+        count, _, before = pipe.execute()
+        return int(count), int(before or 0)

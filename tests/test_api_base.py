@@ -334,6 +334,23 @@ def test_the_throttle_window_slides_and_refusals_do_not_count(monkeypatch, cast)
     assert [client.get(ME).status_code for _ in range(5)] == [200, 200, 200, 200, 429]
 
 
+def test_the_window_counters_take_one_round_trip_and_keep_their_first_ttl(db):
+    """helpdesk.cache.RedisCache.count_in_window, which the throttle uses on Redis."""
+    from django.core.cache import cache
+
+    if not hasattr(cache, "count_in_window"):
+        pytest.skip("the Redis cache")
+    cache.set("w:prev", 7)
+    assert cache.count_in_window("w:now", "w:prev", 120) == (1, 7)
+    client = cache._cache.get_client(write=True)
+    key = cache.make_and_validate_key("w:now")
+    client.expire(key, 50)  # later increments must not push the window's end back
+    assert cache.count_in_window("w:now", "w:prev", 120) == (2, 7)
+    assert 0 < client.ttl(key) <= 50
+    assert cache.count_in_window("w:other", "w:none", 120) == (1, 0)
+    assert cache.get("w:now") == 2 and cache.incr("w:now") == 3  # plain counters to the cache API
+
+
 def test_the_throttle_counts_each_token_separately(monkeypatch, cast):
     monkeypatch.setattr(TokenRateThrottle, "THROTTLE_RATES", {"token": "2/min"})
     _a, first = make_token(cast.tenant, name="First")

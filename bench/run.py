@@ -984,9 +984,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--hooks-server",
-        default="granian:2x1",
+        default="granian:2x4",
         help="the server webhook_ack/webhook_e2e post to: granian:<processes>x<threads> as compose's "
-        "hooks service (default granian:2x1), or a gunicorn spec to compare",
+        "hooks service (default granian:2x4), or a gunicorn spec to compare",
     )
     parser.add_argument(
         "--driver",

@@ -585,3 +585,19 @@ def test_a_fulfillment_record_only_finds_orders_of_its_own_connection(cast):
     record = NFulfillment(external_id="1", order_external_id=ORDER_ID, status="delivered")
     assert apply(connection=mine, records=[record])["placeholders"] == 1
     assert not Fulfillment.objects.filter(tenant=cast.other_tenant).exists()
+
+
+@pytest.mark.django_db
+def test_the_platform_id_index_keeps_no_pending_list():
+    """Every order event looks a customer up by platform id: with GIN's fastupdate each
+    lookup also scans the pending list of recent inserts (5.7 ms instead of 0.45 ms on the
+    bench), so the index is built without one (tickets migration 0008)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a Postgres index")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'customer_external_ids'")
+        row = cursor.fetchone()
+    assert row is not None, "the GIN index of migration 0007"
+    assert "fastupdate=off" in (row[0] or [])

@@ -253,22 +253,11 @@ class Server:
 
     def command(self) -> list[str]:
         if self.kind == "granian":  # as compose's hooks service
+            from helpdesk.hooks_server import granian_args
+
             return [
                 GRANIAN,
-                "--interface",
-                "wsgi",
-                "helpdesk.wsgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(self.workers),
-                "--blocking-threads",
-                str(self.threads),
-                "--respawn-failed-workers",
-                "--log-level",
-                "warning",
+                *granian_args(host="127.0.0.1", port=self.port, workers=self.workers, threads=self.threads),
             ]
         cmd = [
             GUNICORN,

@@ -22,6 +22,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from helpdesk.hooks_server import granian_args
 from integrations.models import Order, WebhookDelivery
 from tests.test_webhooks import connect, fixture, shopify_headers
 
@@ -55,24 +56,7 @@ def hooks_server(django_db_setup, django_db_blocker):
     }
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-        [
-            sys.executable,
-            "-m",
-            "granian",
-            "--interface",
-            "wsgi",
-            "helpdesk.wsgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--blocking-threads",
-            "1",
-            "--log-level",
-            "warning",
-        ],
+        [sys.executable, "-m", "granian", *granian_args(host="127.0.0.1", port=port, workers=1, threads=1)],
         cwd=ROOT,
         env=env,
         stdout=log,

@@ -1,0 +1,24 @@
+"""How the webhook ingest service (compose `hooks`) runs granian, for the bench and tests:
+the same WSGI application as `web`, HTTP parsed in Rust, `threads` per process."""
+
+from __future__ import annotations
+
+
+def granian_args(*, host: str, port: int, workers: int, threads: int, log_level: str = "warning") -> list[str]:
+    """granian's command-line arguments (after `granian` or `python -m granian`)."""
+    return [
+        "--interface",
+        "wsgi",
+        "helpdesk.wsgi:application",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--blocking-threads",
+        str(threads),
+        "--respawn-failed-workers",
+        "--log-level",
+        log_level,
+    ]

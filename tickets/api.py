@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -45,28 +46,31 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
                 Prefetch("clocks", queryset=SlaClock.objects.all()),
                 Prefetch("tags", queryset=Tag.objects.all()),
             )
+        return _filtered(queryset, self._list_filters())
+
+    def _list_filters(self) -> list[tuple[str, Any]]:
+        """The list's filters from the query string as (name, value), in a fixed order;
+        a bad one is a 400 naming it."""
         params = self.request.query_params
         errors = {}
-        if params.get("status"):
-            queryset = queryset.filter(status=params["status"])
-        if params.get("priority"):
-            queryset = queryset.filter(priority=params["priority"])
-        if params.get("ticket_type"):
-            queryset = queryset.filter(ticket_type__slug=params["ticket_type"])
+        filters: list[tuple[str, Any]] = []
+        for name in ("status", "priority", "ticket_type"):
+            if params.get(name):
+                filters.append((name, params[name]))
         if params.get("customer"):
             if params["customer"].isdigit():
-                queryset = queryset.filter(customer_id=int(params["customer"]))
+                filters.append(("customer", int(params["customer"])))
             else:
                 errors["customer"] = ["A customer id."]
         assignee = params.get("assignee")
         if assignee == "none":
-            queryset = queryset.filter(assignee__isnull=True)
+            filters.append(("unassigned", None))
         elif assignee == "me":
             # An API token is nobody: "me" must not fall through to `assignee=None` (unassigned).
-            queryset = queryset.filter(assignee=self.request.user) if self.request.membership else queryset.none()
+            filters.append(("assignee", self.request.user.pk) if self.request.membership else ("nothing", None))
         elif assignee:
             if assignee.isdigit():
-                queryset = queryset.filter(assignee_id=int(assignee))
+                filters.append(("assignee", int(assignee)))
             else:
                 errors["assignee"] = ["A user id, `me` or `none`."]
         if params.get("updated_since"):
@@ -77,14 +81,17 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
             except ValueError:
                 errors["updated_since"] = ["An ISO 8601 time with an offset, e.g. 2026-03-02T14:05:00Z."]
             else:
-                queryset = queryset.filter(updated_at__gte=since)
+                filters.append(("updated_since", since))
         if errors:
             raise serializers.ValidationError(errors)
-        return queryset
+        return filters
 
     @extend_schema(parameters=LIST_FILTERS)
     def list(self, request, *args, **kwargs):
-        rows = self.filter_queryset(self.get_queryset()).values(*s.TICKET_ROW_VALUES)
+        filters = self._list_filters()
+        rows = _ListRows(
+            request.tenant.pk, filters, self.filter_queryset(self.get_queryset()).values(*s.TICKET_ROW_VALUES)
+        )
         page = self.paginate_queryset(rows) or []
         clocks, tags = _clocks_and_tags(request.tenant.pk, [row["id"] for row in page])
         return self.get_paginated_response(
@@ -280,3 +287,138 @@ def register(router) -> None:
     router.register("customers", CustomerViewSet, basename="customer")
     router.register("ticket-types", TicketTypeViewSet, basename="tickettype")
     router.register("sla-policies", SlaPolicyViewSet, basename="slapolicy")
+
+
+# --- The list's rows, compiled once per shape ---------------------------------------------------
+
+
+def _filtered(queryset: QuerySet, filters: list[tuple[str, Any]]) -> QuerySet:
+    """The list's queryset narrowed by `_list_filters()`'s filters."""
+    for name, value in filters:
+        if name == "status":
+            queryset = queryset.filter(status=value)
+        elif name == "priority":
+            queryset = queryset.filter(priority=value)
+        elif name == "ticket_type":
+            queryset = queryset.filter(ticket_type__slug=value)
+        elif name == "customer":
+            queryset = queryset.filter(customer_id=value)
+        elif name == "unassigned":
+            queryset = queryset.filter(assignee__isnull=True)
+        elif name == "assignee":
+            queryset = queryset.filter(assignee_id=value)
+        elif name == "updated_since":
+            queryset = queryset.filter(updated_at__gte=value)
+        elif name == "nothing":
+            queryset = queryset.none()
+        else:  # pragma: no cover - _list_filters makes no other names
+            raise ValueError(name)
+    return queryset
+
+
+# Slot kinds of the filters a PreparedRead can take (see selectors.PreparedRead).
+_SLOT_KINDS: dict[str, type] = {
+    "status": str,
+    "priority": str,
+    "ticket_type": str,
+    "customer": int,
+    "assignee": int,
+    "updated_since": datetime,
+}
+_POSITIONS = ("id__lt", "id__gt")
+_ORDERINGS = (("-id",), ("id",))
+_LIST_READS: dict[tuple, selectors.PreparedRead] = {}
+_LIST_READS_MAX = 2048  # shapes × orderings × page sizes; beyond it, the ORM (no growth)
+_MAX_ID = 2**63 - 1
+_MAX_INT = 2**31 - 1  # the integer columns' range: beyond it the ORM answers (no match)
+
+
+def _bindable(value: Any) -> bool:
+    """Whether a value can be bound as it is: ints the ORM would find out of a column's range
+    (it answers "no match" without asking Postgres) go to the ORM."""
+    return not isinstance(value, int) or 0 <= value <= _MAX_INT
+
+
+class _ListRows:
+    """The ticket list as DRF's CursorPagination uses a queryset: it orders by the cursor's
+    ordering, maybe filters by the cursor's position (`id__lt` / `id__gt`) and takes one
+    slice. The usual pages (offset 0) are read by a `PreparedRead` per shape — which filters,
+    which ordering, which position test, which page size — compiled to SQL once per
+    process instead of on every request; anything else goes to the ORM queryset it mirrors.
+    Rows are dicts, as `.values()` gives them."""
+
+    def __init__(
+        self,
+        tenant_id: int,
+        filters: list[tuple[str, Any]],
+        queryset: QuerySet,
+        ordering: tuple[str, ...] | None = None,
+        position: tuple[str, int] | str | None = None,
+    ):
+        self.tenant_id = tenant_id
+        self.filters = filters
+        self.queryset = queryset
+        self.ordering = ordering
+        self.position = position  # None, (lookup, id), or "orm" for anything else
+
+    def order_by(self, *fields: str) -> _ListRows:
+        return _ListRows(self.tenant_id, self.filters, self.queryset.order_by(*fields), fields, self.position)
+
+    def filter(self, **kwargs: Any) -> _ListRows:
+        position: tuple[str, int] | str = "orm"
+        if self.position is None and len(kwargs) == 1:
+            ((lookup, value),) = kwargs.items()
+            raw = str(value)
+            if lookup in _POSITIONS and raw.isascii() and raw.isdigit() and int(raw) <= _MAX_ID:
+                position = (lookup, int(raw))
+        return _ListRows(self.tenant_id, self.filters, self.queryset.filter(**kwargs), self.ordering, position)
+
+    def __getitem__(self, window: slice) -> list[dict]:
+        read = self._read(window)
+        if read is None:
+            return list(self.queryset[window])
+        values: dict[str, Any] = {"tenant_id": self.tenant_id}
+        values.update((name, value) for name, value in self.filters if name in _SLOT_KINDS)
+        if isinstance(self.position, tuple):
+            values["position"] = self.position[1]
+        return [dict(zip(s.TICKET_ROW_VALUES, row, strict=True)) for row in read.rows(**values)]
+
+    def _read(self, window: slice) -> selectors.PreparedRead | None:
+        if (
+            not isinstance(window, slice)
+            or window.step is not None
+            or (window.start or 0) != 0
+            or window.stop is None
+            or not 1 <= window.stop <= 101
+            or self.ordering not in _ORDERINGS
+            or self.position == "orm"
+            or any(name == "nothing" for name, _ in self.filters)
+            or not all(_bindable(value) for _, value in self.filters)
+            or (isinstance(self.position, tuple) and not _bindable(self.position[1]))
+        ):
+            return None
+        names = tuple(name for name, _ in self.filters)
+        lookup = self.position[0] if isinstance(self.position, tuple) else None
+        key = (names, self.ordering, lookup, window.stop)
+        read = _LIST_READS.get(key)
+        if read is None:
+            if len(_LIST_READS) >= _LIST_READS_MAX:
+                return None
+            read = _LIST_READS[key] = _prepared_list_read(names, self.ordering, lookup, window.stop)
+        return read
+
+
+def _prepared_list_read(
+    names: tuple[str, ...], ordering: tuple[str, ...], lookup: str | None, limit: int
+) -> selectors.PreparedRead:
+    def build(tenant_id: int, position: int | None = None, **filters: Any) -> QuerySet:
+        queryset = _filtered(Ticket.objects.filter(tenant_id=tenant_id), [(n, filters.get(n)) for n in names])
+        queryset = queryset.order_by(*ordering)
+        if lookup is not None:
+            queryset = queryset.filter(**{lookup: position})
+        return queryset.values_list(*s.TICKET_ROW_VALUES)[:limit]
+
+    slots: dict[str, type] = {"tenant_id": int, **{n: _SLOT_KINDS[n] for n in names if n in _SLOT_KINDS}}
+    if lookup is not None:
+        slots["position"] = int
+    return selectors.PreparedRead(build, **slots)

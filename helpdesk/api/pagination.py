@@ -13,9 +13,16 @@ class CursorPagination(pagination.CursorPagination):
     def decode_cursor(self, request):
         # A cursor from another list or a mangled one is bad input (400), not a missing page.
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except NotFound as exc:
             raise ValidationError({"cursor": [self.invalid_cursor_message]}) from exc
+        # The position goes into a filter on the ordering field: on an id, anything but a
+        # whole number in the column's range would fail there (a 500), so it is refused here.
+        if cursor is not None and cursor.position is not None and self.ordering[0].lstrip("-") in ("id", "pk"):
+            position = cursor.position
+            if not (position.isascii() and position.isdigit() and int(position) <= 2**63 - 1):
+                raise ValidationError({"cursor": [self.invalid_cursor_message]})
+        return cursor
 
     def get_page_size(self, request):
         raw = request.query_params.get(self.page_size_query_param)

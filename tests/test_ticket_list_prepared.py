@@ -43,7 +43,7 @@ def many(cast, types):
 def _walk(client, query: str) -> list:
     """Every page forward from the first, then back from the last: (rows, next, previous)."""
     pages = []
-    url = f"{TICKETS}?{query}"
+    url: str | None = f"{TICKETS}?{query}"
     while url:
         response = client.get(url)
         assert response.status_code == 200, response.content

@@ -91,7 +91,14 @@ class WebhookDelivery(TenantOwnedModel):
                 name="delivery_due",
                 condition=Q(status__in=["pending", "retrying"]),
             ),
-            models.Index(fields=["tenant", "connection", "status"], name="delivery_status"),
+            # Dead letters per connection, newest first (the connection list's count, the health
+            # page's list). Only dead rows: an index over every status offered the drain's claim
+            # a path that sorts the whole pending backlog when statistics predate a burst.
+            models.Index(
+                fields=["tenant", "connection", "-received_at"],
+                name="delivery_dead",
+                condition=Q(status="dead"),
+            ),
             # Shopify sends copies of one event to each subscription: the copy check by event id.
             models.Index(
                 fields=["tenant", "connection", "event_id", "topic"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -91,7 +92,31 @@ def page(browser, live_server, transactional_db) -> Iterator:
     page.on("response", on_response)
     yield page
     context.close()
+    _wait_for_quiet_database()
     assert errors == [], "the page had JavaScript errors or broken resources"
+
+
+def _wait_for_quiet_database(timeout: float = 10.0) -> None:
+    """Wait until no other session of this test database is running a statement or holding
+    a transaction open. The live server answers requests on its own threads, and one the
+    page started just before it closed (an htmx poll, say) may still be running when the
+    test's clean-up TRUNCATEs every table: the two lock tables in different orders and
+    Postgres ends one of them as a deadlock. Two quiet looks 50 ms apart, at most `timeout`."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state <> 'idle'"
+            )
+            busy = cursor.fetchone()[0]
+        quiet = quiet + 1 if busy == 0 else 0
+        time.sleep(0.05)
 
 
 @pytest.fixture

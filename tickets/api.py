@@ -292,44 +292,35 @@ def register(router) -> None:
 # --- The list's rows, compiled once per shape ---------------------------------------------------
 
 
+# The list's filters (`_list_filters()` names) as ORM lookups, and the kind of each value,
+# which is also the slot kind a PreparedRead binds it as (see selectors.PreparedRead).
+_FILTER_LOOKUPS: dict[str, tuple[str, type]] = {
+    "status": ("status", str),
+    "priority": ("priority", str),
+    "ticket_type": ("ticket_type__slug", str),
+    "customer": ("customer_id", int),
+    "assignee": ("assignee_id", int),
+    "updated_since": ("updated_at__gte", datetime),
+}
+_SLOT_KINDS: dict[str, type] = {name: kind for name, (_, kind) in _FILTER_LOOKUPS.items()}
+
+
 def _filtered(queryset: QuerySet, filters: list[tuple[str, Any]]) -> QuerySet:
     """The list's queryset narrowed by `_list_filters()`'s filters."""
     for name, value in filters:
-        if name == "status":
-            queryset = queryset.filter(status=value)
-        elif name == "priority":
-            queryset = queryset.filter(priority=value)
-        elif name == "ticket_type":
-            queryset = queryset.filter(ticket_type__slug=value)
-        elif name == "customer":
-            queryset = queryset.filter(customer_id=value)
-        elif name == "unassigned":
+        if name == "unassigned":
             queryset = queryset.filter(assignee__isnull=True)
-        elif name == "assignee":
-            queryset = queryset.filter(assignee_id=value)
-        elif name == "updated_since":
-            queryset = queryset.filter(updated_at__gte=value)
         elif name == "nothing":
             queryset = queryset.none()
-        else:  # pragma: no cover - _list_filters makes no other names
-            raise ValueError(name)
+        else:
+            queryset = queryset.filter(**{_FILTER_LOOKUPS[name][0]: value})
     return queryset
 
 
-# Slot kinds of the filters a PreparedRead can take (see selectors.PreparedRead).
-_SLOT_KINDS: dict[str, type] = {
-    "status": str,
-    "priority": str,
-    "ticket_type": str,
-    "customer": int,
-    "assignee": int,
-    "updated_since": datetime,
-}
 _POSITIONS = ("id__lt", "id__gt")
 _ORDERINGS = (("-id",), ("id",))
 _LIST_READS: dict[tuple, selectors.PreparedRead] = {}
 _LIST_READS_MAX = 2048  # shapes × orderings × page sizes; beyond it, the ORM (no growth)
-_MAX_ID = 2**63 - 1
 _MAX_INT = 2**31 - 1  # the integer columns' range: beyond it the ORM answers (no match)
 
 
@@ -369,7 +360,7 @@ class _ListRows:
         if self.position is None and len(kwargs) == 1:
             ((lookup, value),) = kwargs.items()
             raw = str(value)
-            if lookup in _POSITIONS and raw.isascii() and raw.isdigit() and int(raw) <= _MAX_ID:
+            if lookup in _POSITIONS and raw.isascii() and raw.isdigit():  # its range: _bindable
                 position = (lookup, int(raw))
         return _ListRows(self.tenant_id, self.filters, self.queryset.filter(**kwargs), self.ordering, position)
 

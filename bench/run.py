@@ -6,14 +6,15 @@
 
 Steps: migrate the bench database and generate data when it holds less than asked
 (bench/generate.py); count SQL queries per request in-process (Django test Client +
-CaptureQueriesContext); start gunicorn on a free 127.0.0.1 port the way production would;
-drive each HTTP scenario with bench/load.py (a separate process, N keep-alive clients,
-bounded in time); stop gunicorn by its PID; time one SLA sweep over every tenant in-process
-and EXPLAIN its due-clock query; the webhook scenarios (bench/webhooks.py: signed Shopify
-deliveries to the same gunicorn, and end to end with one real Celery worker); print a table
-and write bench/results/latest.json.
+CaptureQueriesContext); start granian on a free 127.0.0.1 port the way production would
+(compose `web`; gunicorn on request, to compare); drive each HTTP scenario with wrk
+(bench/wrk.py) or bench/load.py (a separate process, N keep-alive clients, bounded in time);
+stop the server by its PID; time one SLA sweep over every tenant in-process and EXPLAIN its
+due-clock query; the webhook scenarios (bench/webhooks.py: signed Shopify deliveries to a
+second server as compose's `hooks`, and end to end with one real Celery worker); print a
+table and write bench/results/latest.json.
 
-Isolation: the bench talks to gunicorn on 127.0.0.1 only, uses only a database named
+Isolation: the bench talks to its servers on 127.0.0.1 only, uses only a database named
 *_bench, and by default Redis DB 15 instead of the DB in REDIS_URL (--redis-db keep to
 change that), so its cache entries (e.g. SLA policies keyed by tenant id) and any Celery
 messages never mix with a dev server's or the tests' on the same Redis.
@@ -198,7 +199,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-# --- gunicorn ----------------------------------------------------------------------------
+# --- the server ----------------------------------------------------------------------------
 
 
 def parse_server(spec: str) -> tuple[str, int, int]:
@@ -212,8 +213,8 @@ def parse_server(spec: str) -> tuple[str, int, int]:
 
 
 class Server:
-    """The web server as production runs it (gunicorn for web, granian for the hooks
-    service), on a free 127.0.0.1 port; stopped by its PID."""
+    """A web server as production runs it (granian, for web and for the hooks service; gunicorn
+    to compare), on a free 127.0.0.1 port; stopped by its PID."""
 
     def __init__(self, spec: str, redis: str):
         self.kind, self.workers, self.threads = parse_server(spec)
@@ -253,7 +254,7 @@ class Server:
 
     def command(self) -> list[str]:
         if self.kind == "granian":  # as compose's hooks service
-            from helpdesk.hooks_server import granian_args
+            from helpdesk.server import granian_args
 
             return [
                 GRANIAN,
@@ -623,7 +624,7 @@ def pg_backend_pids() -> list[int]:
 
 
 def server_cpu(master_pid: int) -> dict[str, dict[int, float]]:
-    """CPU seconds so far of gunicorn's workers and of the bench DB's backends, per pid."""
+    """CPU seconds so far of the server's processes and of the bench DB's backends, per pid."""
     return {
         "app": {pid: proc_cpu_seconds(pid) for pid in child_pids(master_pid)},
         "db": {pid: proc_cpu_seconds(pid) for pid in pg_backend_pids()},
@@ -892,7 +893,7 @@ def ensure_data(args) -> None:
 def print_table(all_sc: list[Scenario], sweep: dict | None, args, server: str, data: str) -> None:
     print("\n== Results")
     print(
-        f"   data: {data}; server: gunicorn {server}, webhooks: {args.hooks_server or server}; "
+        f"   data: {data}; server: {server}, webhooks: {args.hooks_server or server}; "
         f"{args.clients} clients ({args.driver} driver), {args.duration:g}s per scenario"
     )
     head = f"   {'scenario':<12}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'errors':>8}{'queries':>9}{'CPU ms':>8}  target / note"
@@ -946,8 +947,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per scenario")
     parser.add_argument(
         "--server",
-        default="gthread:2x4",
-        help="gunicorn: sync:<workers> or gthread:<workers>x<threads> (default gthread:2x4)",
+        default="granian:2x4",
+        help="pages and API: granian:<processes>x<threads> as compose's web (default granian:2x4), "
+        "or gunicorn's sync:<workers> / gthread:<workers>x<threads> to compare",
     )
     parser.add_argument(
         "--compare-servers",

@@ -7,7 +7,7 @@ Run through bench/run.py (scenarios ``webhook_ack`` and ``webhook_e2e``):
 - ``webhook_ack``: a Shopify connection is made for ``bench-000`` (through
   ``integrations.services.connection_create``, with a random secret kept in memory); N
   keep-alive senders on 127.0.0.1 post signed ``orders/updated`` bodies (2–4 KB, REST
-  shape of CONTRACTS.md §1.5, a fresh ``X-Shopify-Webhook-Id`` per request) to the gunicorn
+  shape of CONTRACTS.md §1.5, a fresh ``X-Shopify-Webhook-Id`` per request) to the hooks server
   run.py started, for the usual warm-up + duration. Reported: acks/s, latency
   percentiles, non-2xx, and in-process the SQL per delivery (Django test Client +
   CaptureQueriesContext, warm cache) and a cProfile breakdown of the ack path. A new
@@ -15,7 +15,7 @@ Run through bench/run.py (scenarios ``webhook_ack`` and ``webhook_e2e``):
   message only when it takes the drain lease); no worker runs, so the bench Redis queue
   (``celery``) is purged and the drain leases released afterwards.
 - ``webhook_e2e``: one real Celery worker (prefork, ``--worker-concurrency`` processes,
-  queue ``celery``, same environment as gunicorn) is started and warmed up; then N
+  queue ``celery``, same environment as the server) is started and warmed up; then N
   distinct deliveries (``--webhook-events``, default 5,000; each a different order) are
   posted as fast as the senders go, and the bench polls the inbox until every one of them
   is settled. Reported: events/s from the first delivery received to the last one
@@ -830,7 +830,7 @@ def cleanup(hooks: Hooks) -> dict:
 
 
 def run_ack(port: int, hooks: Hooks, args) -> dict:
-    """webhook_ack against the running gunicorn: timed, N keep-alive senders."""
+    """webhook_ack against the running hooks server: timed, N keep-alive senders."""
     conn, secret, shop, path = hooks.ack_connection()
     result = drive(port, path, shop, secret, args, run=f"{hooks.run}a")
     from integrations.models import WebhookDelivery

@@ -1,4 +1,4 @@
-"""WSGI entry (gunicorn `helpdesk.wsgi:application`).
+"""WSGI entry (granian `helpdesk.wsgi:application`, for web and hooks).
 
 Webhook deliveries (`POST /hooks/<platform>/<connection-uuid>/`) take a lean path that
 skips URL resolution and the middleware stack (integrations.hooks_wsgi); every other

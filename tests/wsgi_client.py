@@ -1,4 +1,4 @@
-"""A test client that goes through a WSGI application, as gunicorn calls it.
+"""A test client that goes through a WSGI application, as a WSGI server (granian) calls it.
 
 Django's test Client calls its own handler, so it never runs helpdesk/wsgi.py and its
 webhook fast path (integrations.hooks_wsgi). `WsgiClient` builds the same environ the test

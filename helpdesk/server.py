@@ -1,5 +1,6 @@
-"""How the webhook ingest service (compose `hooks`) runs granian, for the bench and tests:
-the same WSGI application as `web`, HTTP parsed in Rust, `threads` per process."""
+"""How production runs granian (compose `web` and `hooks`, the image's CMD), for the bench
+and the tests that start it: the WSGI application helpdesk.wsgi, HTTP parsed in Rust,
+`threads` Python threads per process."""
 
 from __future__ import annotations
 

@@ -78,6 +78,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from helpdesk.models import AuditLog
+from helpdesk.prepared import db_values
 from helpdesk.services import Actor, audit_record
 from integrations.models import Connection, Fulfillment, Order, OrderLine, Refund, Return
 from integrations.normalized import (
@@ -357,7 +358,7 @@ def _insert(rows: list[Any], conflict: tuple[str, ...] | None = None) -> bool:
         return True
     model: type[models.Model] = type(rows[0])
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    params = [f.get_db_prep_save(f.pre_save(row, True), conn) for row in rows for f in fields]
+    params = [value for row in rows for value in db_values(fields, row, conn)]
     with conn.cursor() as cursor:
         cursor.execute(_insert_sql(model, len(rows), conflict), params)
         found = cursor.fetchall()

@@ -23,7 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from helpdesk.models import Membership, Role, Tenant, User
-from helpdesk.prepared import prepared_rows
+from helpdesk.prepared import ExpressionValue, db_values, prepared_rows
 from helpdesk.services import Actor
 from helpdesk.tenancy import tenants_with_due
 from tickets import clocks, policy
@@ -505,13 +505,10 @@ def _insert_fields(model: type[models.Model]) -> list[models.Field]:
 
 def _row_params(fields: list[models.Field], obj: models.Model, wrapper: BaseDatabaseWrapper) -> list[Any]:
     """The row's values as the ORM's insert compiler prepares them."""
-    params = []
-    for field in fields:
-        value = field.pre_save(obj, True)
-        if hasattr(value, "resolve_expression"):
-            raise _OrmOnly(field.name)
-        params.append(field.get_db_prep_save(value, wrapper))
-    return params
+    try:
+        return db_values(fields, obj, wrapper)
+    except ExpressionValue as exc:
+        raise _OrmOnly(str(exc)) from exc
 
 
 @functools.cache

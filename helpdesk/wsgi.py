@@ -2,7 +2,8 @@
 
 Webhook deliveries (`POST /hooks/<platform>/<connection-uuid>/`) take a lean path that
 skips URL resolution and the middleware stack (integrations.hooks_wsgi); every other
-request goes to Django's handler unchanged.
+request goes to Django's handler unchanged. Whole (not streaming) responses of both are
+handed to the server as one-item lists, which granian writes without holding the GIL.
 """
 
 import os

@@ -10,7 +10,8 @@ this does instead:
 
 - request_started / request_finished are sent as WSGIHandler sends them (same sender), so
   close_old_connections honours CONN_MAX_AGE and health checks and replaces broken
-  connections; the response is closed by the server, which sends request_finished.
+  connections; the response is closed before it is handed to the server as a list (see
+  `_as_list`), which sends request_finished.
 - A Host not in ALLOWED_HOSTS (CommonMiddleware's get_host()), an HTTPS redirect
   (SecurityMiddleware), PREPEND_WWW, DISALLOWED_USER_AGENTS or a SCRIPT_NAME prefix: the
   request goes to Django, which answers it as it always has (400 JSON, 301, …).
@@ -71,7 +72,8 @@ def _unused(request: HttpRequest) -> HttpResponse:  # pragma: no cover - never c
 
 
 class HooksApplication:
-    """WSGI application: webhook URLs handled here, everything else by `django_app`."""
+    """WSGI application: webhook URLs handled here, everything else by `django_app`; whole
+    (not streaming) responses of both go to the server as one-item lists (`_as_list`)."""
 
     def __init__(self, django_app: Callable[[dict, StartResponse], Iterable[bytes]]):
         self.django_app = django_app
@@ -86,10 +88,10 @@ class HooksApplication:
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         match = HOOK_PATH.match(environ.get("PATH_INFO", ""))
         if match is None:
-            return self.django_app(environ, start_response)
+            return _as_list(self.django_app(environ, start_response))
         request = WSGIRequest(environ)
         if not self._takes(request):
-            return self.django_app(environ, start_response)
+            return _as_list(self.django_app(environ, start_response))
         signals.request_started.send(sender=WSGIHandler, environ=environ)
         response = self._respond(request, match[1], uuid.UUID(match[2]))
         response._handler_class = WSGIHandler  # type: ignore[attr-defined]  # close() sends request_finished
@@ -98,7 +100,7 @@ class HooksApplication:
             f"{response.status_code} {response.reason_phrase}",
             [*response.items(), *(("Set-Cookie", c.OutputString()) for c in response.cookies.values())],
         )
-        return response
+        return _as_list(response)
 
     def _takes(self, request: WSGIRequest) -> bool:
         """Whether this path answers as Django would; otherwise Django answers (rare cases)."""
@@ -126,6 +128,17 @@ class HooksApplication:
         if response.status_code >= 400:
             log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
         return response
+
+
+def _as_list(response: Any) -> Iterable[bytes]:
+    """A whole (not streaming) response as a one-item list, closed: the server then writes
+    it in one piece. granian iterates any other iterable from its own side while holding
+    the GIL, which the process's other request threads then wait for."""
+    if isinstance(response, HttpResponse):
+        content = response.content
+        response.close()
+        return [content]
+    return response
 
 
 def _failure(request: WSGIRequest, exc: Exception) -> HttpResponse:

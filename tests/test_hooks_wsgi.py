@@ -21,6 +21,7 @@ import pytest
 from django.conf import settings
 from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
+from django.db import close_old_connections
 from django.db import connection as db
 
 import tests.test_webhooks as ingest
@@ -278,6 +279,43 @@ def test_the_middleware_the_fast_path_skips_is_the_one_it_was_checked_against():
 def test_helpdesk_wsgi_wraps_djangos_handler():
     assert isinstance(django_application, WSGIHandler)
     assert application.django_app is django_application
+
+
+def test_whole_responses_go_to_the_server_as_closed_lists_and_streams_as_they_are(shop):
+    """granian writes a list in one piece; any other iterable it iterates holding the GIL."""
+    finished = []
+
+    def on_finished(sender, **kwargs):
+        finished.append(sender)
+
+    def call(path: str, method: str = "GET", body: bytes = b"", headers: dict | None = None):
+        environ = WsgiClient(application).environ(method, path, body, headers=headers or {})
+        answered = []
+        result = application(environ, lambda status, headers: answered.append(status))
+        return answered[0], result
+
+    # As the test Client does: close_old_connections off the signals inside the test's transaction.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    signals.request_finished.connect(on_finished)
+    try:
+        status, page = call("/healthz")
+        assert status.startswith("200") and isinstance(page, list) and len(page) == 1
+        assert finished == [WSGIHandler]  # closed already: Django's request signals ran
+        body = fixture("shopify-orders-create.json")
+        status, ack = call(hook_url(shop), "POST", body, shopify_headers(body))
+        assert status.startswith("200") and ack == [b'{"status": "accepted"}']
+        assert finished == [WSGIHandler, WSGIHandler]
+        status, static = call("/static/css/app.css")
+        assert status.startswith("200") and not isinstance(static, list)  # a file streams
+        assert len(finished) == 2  # the server closes it, after sending
+        assert b"".join(static)
+        static.close()
+        assert len(finished) == 3
+    finally:
+        signals.request_finished.disconnect(on_finished)
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
 
 
 # --- What Django's handler gave for free ------------------------------------------------------

@@ -204,3 +204,23 @@ def test_the_shell_escapes_the_members_name_and_the_pages_path(agent_client, cas
     assert f"<strong>Ada {EVIL_ESCAPED}</strong>" in text
     assert 'aria-current="page" data-nav="queue"' in text
     assert "<td>Next / previous ticket</td>" in text  # the page's own shortcuts
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0, "<1m"),
+        (59, "<1m"),
+        (-30, "<1m"),
+        (60, "1m"),
+        (-3599, "59m"),
+        (3900, "1h 05m"),
+        (47 * 3600, "47h 00m"),
+        (49 * 3600 + 60, "2d 1h"),
+    ],
+)
+def test_sla_spans_are_whole_minutes_and_under_one_minute_says_so(seconds, shown):
+    """The queue's badges: static/js/queue.js `human` renders the same."""
+    from tickets.render import human_span
+
+    assert human_span(seconds) == shown

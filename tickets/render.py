@@ -18,8 +18,10 @@ from tickets.selectors import QueueRow
 
 
 def human_span(seconds: float) -> str:
-    """Compact duration: 45m, 3h 05m, 2d 4h (what queue.js shows too)."""
+    """Compact duration: <1m, 45m, 3h 05m, 2d 4h (what queue.js shows too)."""
     minutes = int(abs(seconds) // 60)
+    if minutes < 1:
+        return "<1m"
     if minutes < 60:
         return f"{minutes}m"
     hours, minutes = divmod(minutes, 60)

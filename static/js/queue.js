@@ -5,11 +5,13 @@
   const keys = () => window.Storedesk && window.Storedesk.keys;
 
   // --- SLA countdown badges: text and colour follow the clock without a reload.
+  // As tickets/render.py human_span: whole minutes down, "<1m" under one.
   function human(ms) {
-    const m = Math.round(Math.abs(ms) / 60000);
+    const m = Math.floor(Math.abs(ms) / 60000);
+    if (m < 1) return "<1m";
     if (m < 60) return `${m}m`;
     const h = Math.floor(m / 60);
-    if (h < 48) return `${h}h ${m % 60}m`;
+    if (h < 48) return `${h}h ${String(m % 60).padStart(2, "0")}m`;
     return `${Math.floor(h / 24)}d ${h % 24}h`;
   }
   function tick() {

@@ -37,18 +37,18 @@ def prepared_rows(name: str, prepare: str, execute: str, params: list[Any]) -> l
 # is passed as it is; anything else (JSON, decimals, UUIDs, other types or classes, auto_now
 # fields, expressions) takes the ORM's own path.
 
+_TEXT = (models.CharField, models.TextField, models.EmailField, models.SlugField, models.URLField)
+_INTEGER = (
+    models.IntegerField,
+    models.BigIntegerField,
+    models.SmallIntegerField,
+    models.PositiveIntegerField,
+    models.PositiveSmallIntegerField,
+    models.PositiveBigIntegerField,
+)
 _PLAIN: dict[type[models.Field], tuple[type, ...]] = {
-    models.CharField: (str,),
-    models.TextField: (str,),
-    models.EmailField: (str,),
-    models.SlugField: (str,),
-    models.URLField: (str,),
-    models.IntegerField: (int,),
-    models.BigIntegerField: (int,),
-    models.SmallIntegerField: (int,),
-    models.PositiveIntegerField: (int,),
-    models.PositiveSmallIntegerField: (int,),
-    models.PositiveBigIntegerField: (int,),
+    **dict.fromkeys(_TEXT, (str,)),
+    **dict.fromkeys(_INTEGER, (int,)),
     models.BooleanField: (bool,),
     models.DateTimeField: (datetime,),
 }

@@ -839,16 +839,15 @@ def delivery_accept(
         "next_attempt_at": now + PENDING_GRACE,
         "last_error": "",
     }
-    if _groups_commits():
-        outcome = _inbox_group.submit(values)  # the drain is requested by the group's call
-        if outcome is _GONE:
-            _local_material.pop(material.connection_id, None)  # this process's copy was stale
-            raise ConnectionGone
-        return outcome is not None
     try:
+        if _groups_commits():
+            outcome = _inbox_group.submit(values)  # the drain is requested by the group's call
+            if outcome is _GONE:
+                raise ConnectionGone
+            return outcome is not None
         pk = _insert_ignoring_duplicates(values)
     except ConnectionGone:
-        _local_material.pop(material.connection_id, None)
+        _local_material.pop(material.connection_id, None)  # this process's copy was stale
         raise
     if pk is None:
         return False

@@ -18,7 +18,6 @@ import nh3
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
-from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q
 from django.utils import timezone
 
@@ -494,21 +493,9 @@ def _save_new_ticket(ticket: Ticket, message: Message, new_clocks: list[SlaClock
 _NEW_TICKET_STATEMENT = "storedesk_ticket_create"
 
 
-class _OrmOnly(Exception):
-    """A value the prepared statement cannot carry."""
-
-
 def _insert_fields(model: type[models.Model]) -> list[models.Field]:
     meta = model._meta
     return [f for f in meta.local_concrete_fields if not f.generated and f is not meta.auto_field]
-
-
-def _row_params(fields: list[models.Field], obj: models.Model, wrapper: BaseDatabaseWrapper) -> list[Any]:
-    """The row's values as the ORM's insert compiler prepares them."""
-    try:
-        return db_values(fields, obj, wrapper)
-    except ExpressionValue as exc:
-        raise _OrmOnly(str(exc)) from exc
 
 
 @functools.cache
@@ -585,11 +572,11 @@ def _new_ticket_params(
     fields = _new_ticket_shape()[0]
     wrapper = connections[DEFAULT_DB_ALIAS]  # not the `connection` proxy: one look-up, not 60
     try:
-        params = _row_params(fields[Ticket], ticket, wrapper) + _row_params(fields[Message], message, wrapper)
+        params = db_values(fields[Ticket], ticket, wrapper) + db_values(fields[Message], message, wrapper)
         for model, rows in ((SlaClock, new_clocks), (TicketEvent, events)):
-            columns = list(zip(*(_row_params(fields[model], row, wrapper) for row in rows), strict=True))
+            columns = list(zip(*(db_values(fields[model], row, wrapper) for row in rows), strict=True))
             params += [list(c) for c in columns] if rows else [[] for _ in fields[model]]
-    except _OrmOnly:
+    except ExpressionValue:  # a value only the ORM can write
         return None
     return params
 

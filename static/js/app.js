@@ -78,19 +78,31 @@
   // A keyboard cursor over a list's rows (j/k in the queue and the escalation queues):
   // move(±1) marks the next/previous row, current() is the marked row or undefined,
   // reset() forgets it (the rows were swapped).
+  // A j/k cursor over the rows matching `selector`. It follows its row by `data-id` when
+  // the rows are re-rendered (a live refresh); any other swap on the page leaves it alone.
   function rowCursor(selector) {
     let index = -1;
+    let id = null;
     const rows = () => Array.from(document.querySelectorAll(selector));
+    const mark = (list) => list.forEach((r, i) => r.classList.toggle("is-cursor", i === index));
     return {
       move(delta) {
         const list = rows();
         if (!list.length) return;
         index = Math.max(0, Math.min(list.length - 1, index + delta));
-        list.forEach((r, i) => r.classList.toggle("is-cursor", i === index));
+        id = list[index].dataset.id || null;
+        mark(list);
         list[index].scrollIntoView({ block: "nearest" });
       },
       current() { return rows()[index]; },
-      reset() { index = -1; },
+      restore() {
+        if (index < 0) return;
+        const list = rows();
+        const found = id ? list.findIndex((r) => r.dataset.id === id) : -1;
+        index = found >= 0 ? found : Math.min(index, list.length - 1);
+        id = index >= 0 ? list[index].dataset.id || null : null;
+        mark(list);
+      },
     };
   }
 

@@ -76,5 +76,5 @@
       });
     }
   });
-  document.addEventListener("htmx:afterSwap", () => { if (cursor) cursor.reset(); updateBulk(); });
+  document.addEventListener("htmx:afterSwap", () => { if (cursor) cursor.restore(); updateBulk(); });
 })();

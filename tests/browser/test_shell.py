@@ -126,3 +126,33 @@ def test_the_queue_is_worked_from_the_keyboard(page, sign_in, cast):
     body.press("Enter")
     expect(page).to_have_url(re.compile(re.escape(href) + "$"))
     expect(page.locator("#composer")).to_be_visible()
+
+
+def test_the_queue_cursor_stays_on_its_ticket_when_the_rows_refresh(page, sign_in, cast):
+    """The live refresh (and any other htmx swap, such as the bell's) keeps the agent's place."""
+    from tests.tickets_fixtures import make_ticket
+
+    make_ticket(cast, subject="Parcel lost", email="a@example.com")
+    make_ticket(cast, subject="Wrong colour", email="b@example.com")
+    sign_in(page, "agent@acme.test")
+    page.goto("/t/acme/queue/?view=all")
+    rows = page.locator("#queue-rows .qrow")
+    expect(rows).to_have_count(2)
+    body = page.locator("body")
+    body.press("j")
+    body.press("j")
+    expect(rows.nth(1)).to_have_class(re.compile(r"\bis-cursor\b"))
+    chosen = rows.nth(1).get_attribute("data-id")
+    make_ticket(cast, subject="Urgent: charged twice", email="c@example.com", priority="urgent")
+    page.evaluate(
+        """() => new Promise((done) => {
+            document.body.addEventListener("htmx:afterSettle", () => done(), { once: true });
+            htmx.ajax("GET", "/t/acme/queue/?view=all&partial=rows", { target: "#queue-rows", swap: "outerHTML" });
+        })"""
+    )
+    expect(rows).to_have_count(3)
+    cursor = page.locator("#queue-rows .qrow.is-cursor")
+    expect(cursor).to_have_count(1)
+    expect(cursor).to_have_attribute("data-id", chosen)
+    body.press("k")  # and moves on from there
+    expect(page.locator("#queue-rows .qrow.is-cursor")).not_to_have_attribute("data-id", chosen)

@@ -978,6 +978,44 @@ def _fanout_key(delivery: WebhookDelivery) -> tuple[Any, str, str]:
     return (delivery.connection_id, delivery.event_id, delivery.topic)
 
 
+@lru_cache(maxsize=1)
+def _done_copies_sql() -> str:
+    quote = db_connection.ops.quote_name
+    table = quote(WebhookDelivery._meta.db_table)
+    columns = ", ".join(f"d.{quote(c)}" for c in ("id", "connection_id", "event_id", "topic", "received_at"))
+    # One index lookup per key, on every column of delivery_event. A plain IN list let the
+    # planner read the connection's whole history through (tenant, connection) and filter
+    # the event ids, whenever its statistics were older than a burst of deliveries.
+    return (
+        f"SELECT {columns} FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS k(connection_id, event_id, topic) "  # noqa: S608
+        f"CROSS JOIN LATERAL (SELECT * FROM {table} d WHERE d.{quote('tenant_id')} = %s "
+        f"AND d.{quote('connection_id')} = k.connection_id AND d.{quote('event_id')} = k.event_id "
+        f"AND d.{quote('topic')} = k.topic AND NOT (d.{quote('event_id')} = '') "
+        f"AND d.{quote('status')} = %s) d"
+    )
+
+
+def _done_copies(tenant_id: int, keys: list[tuple[Any, str, str]]) -> list[tuple[Any, ...]]:
+    """(id, connection_id, event_id, topic, received_at) of the tenant's done deliveries
+    with these (connection, event id, topic) keys."""
+    if db_connection.vendor != "postgresql":
+        which = Q(pk__in=[])
+        for connection_id, event_id, topic in keys:
+            which |= Q(connection_id=connection_id, event_id=event_id, topic=topic)
+        return list(
+            WebhookDelivery.objects.filter(which, tenant_id=tenant_id, status=Delivery.DONE).values_list(
+                "pk", "connection_id", "event_id", "topic", "received_at"
+            )
+        )
+    columns = list(zip(*keys, strict=True))
+    with db_connection.cursor() as cursor:
+        cursor.execute(
+            _done_copies_sql(),
+            [[str(c) for c in columns[0]], list(columns[1]), list(columns[2]), tenant_id, Delivery.DONE],
+        )
+        return cursor.fetchall()
+
+
 class _Copies:
     """Which rows of a batch are copies of a merchant action already done: the same Shopify
     Event-Id and topic on the same connection, done (by an earlier batch, or earlier in
@@ -988,18 +1026,9 @@ class _Copies:
         with_event = [d for d in batch if d.event_id]
         if not with_event:
             return
-        since = min(d.received_at for d in with_event) - timedelta(days=1)
-        found = (
-            WebhookDelivery.objects.filter(
-                tenant_id=with_event[0].tenant_id,
-                connection_id__in={d.connection_id for d in with_event},
-                event_id__in={d.event_id for d in with_event},
-                received_at__gte=since,
-                status=Delivery.DONE,
-            )
-            .exclude(pk__in=[d.pk for d in with_event])
-            .values_list("connection_id", "event_id", "topic", "received_at")
-        )
+        keys = sorted({_fanout_key(d) for d in with_event}, key=str)
+        ours = {d.pk for d in batch}
+        found = [row[1:] for row in _done_copies(with_event[0].tenant_id, keys) if row[0] not in ours]
         for connection_id, event_id, topic, received_at in found:
             self.done.setdefault((connection_id, event_id, topic), []).append(received_at)
 
@@ -1037,27 +1066,56 @@ def _process_claimed(
     """Process a claimed (locked) row and set its outcome on the instance (not saved): the
     caller writes it in its transaction (`_save_outcomes`). `optimistic`: no savepoint
     around the row's writes; a failure raises _Redo (see _drain_batch)."""
+    records = _records(delivery, copies)
+    if records:
+        _apply(delivery, records, batch, optimistic)
+    if copies is not None:
+        copies.settled(delivery)
+
+
+def _records(delivery: WebhookDelivery, copies: _Copies | None = None) -> list[Any] | None:
+    """The claimed row's normalised records to apply (counting the attempt); None when
+    there are none, with the row's outcome set: ignored (disconnected, a copy, nothing to
+    apply), dead (bad payload) or retrying."""
     from integrations.normalize import normalize
     from integrations.normalized import PayloadError
 
     delivery.attempts += 1
-    connection = delivery.connection
-    if not connection.is_active:
-        _settle(
-            delivery,
-            Delivery.IGNORED,
-            "The connection was disconnected before this delivery was processed.",
-        )
-    elif copies.is_copy(delivery) if copies is not None else _is_fanout_copy(delivery):
-        _settle(
-            delivery,
-            Delivery.IGNORED,
-            f"A copy of event {delivery.event_id} was already processed.",
-        )
+    if not delivery.connection.is_active:
+        _settle(delivery, Delivery.IGNORED, "The connection was disconnected before this delivery was processed.")
+        return None
+    if copies.is_copy(delivery) if copies is not None else _is_fanout_copy(delivery):
+        _settle(delivery, Delivery.IGNORED, f"A copy of event {delivery.event_id} was already processed.")
+        return None
+    try:
+        payload = json.loads(delivery.body)
+    except ValueError as exc:  # verified as JSON on arrival, so only data rot gets here
+        _settle(delivery, Delivery.DEAD, f"The stored body is not JSON: {exc}")
+        return None
+    try:
+        records = normalize(delivery.connection.platform, delivery.topic, payload)  # pure: no writes
+    except PayloadError as exc:
+        _settle(delivery, Delivery.DEAD, str(exc) or "The payload lacks a required field.")
+        return None
+    except Exception as exc:
+        _failed(delivery, exc)
+        return None
+    if not records:
+        _settle(delivery, Delivery.IGNORED)
+        return None
+    return records
+
+
+def _failed(delivery: WebhookDelivery, exc: Exception) -> None:
+    """Anything but a payload error is taken as transient (a database hiccup, a deploy
+    mid-flight, a bug fixed by the next release): retried with backoff, dead after
+    MAX_ATTEMPTS."""
+    logger.exception("delivery %s failed (attempt %s)", delivery.pk, delivery.attempts)
+    reason = f"{type(exc).__name__}: {exc}"
+    if delivery.attempts >= MAX_ATTEMPTS:
+        _settle(delivery, Delivery.DEAD, f"Gave up after {delivery.attempts} attempts. {reason}")
     else:
-        _apply(delivery, normalize, PayloadError, batch, optimistic)
-    if copies is not None:
-        copies.settled(delivery)
+        _settle(delivery, Delivery.RETRYING, reason)
 
 
 _OUTCOME_FIELDS = ("status", "attempts", "last_error", "next_attempt_at", "processed_at")
@@ -1096,15 +1154,17 @@ class _Redo(Exception):
 
 
 def _drain_batch(tenant: Tenant, limit: int = DRAIN_BATCH) -> list[WebhookDelivery]:
-    """Claim up to `limit` of the tenant's oldest pending rows, process them one by one and
-    commit them together; the rows processed (empty when none was left).
+    """Claim up to `limit` of the tenant's oldest pending rows, process them and commit
+    them together; the rows processed (empty when none was left).
 
-    Optimistic first: the rows' writes run without savepoints (two statements less per
-    row). When one fails, the whole batch rolls back (its locks go, nothing of it was
-    written) and runs again with each row's writes in a savepoint, so the failing row rolls
-    back alone and is settled like any failure while the others are applied. The outcomes
-    are written at the end, in the same transaction as the work. Reads that cannot change
-    within a batch (notice rules, SLA policies) are made once per batch (upsert.Batch).
+    Optimistic first: on Postgres the rows' records are applied together, one statement
+    per table for the whole batch (upsert.apply_many); otherwise (or when a row's records
+    are privacy requests) one row after the other, without savepoints. When anything fails,
+    the whole batch rolls back (its locks go, nothing of it was written) and runs again
+    with each row's writes in a savepoint, so the failing row rolls back alone and is
+    settled like any failure while the others are applied. The outcomes are written at the
+    end, in the same transaction as the work. Reads that cannot change within a batch
+    (notice rules, SLA policies) are made once per batch (upsert.Batch).
     """
     try:
         return _drain_batch_once(tenant, limit, optimistic=True)
@@ -1114,7 +1174,7 @@ def _drain_batch(tenant: Tenant, limit: int = DRAIN_BATCH) -> list[WebhookDelive
 
 
 def _drain_batch_once(tenant: Tenant, limit: int, optimistic: bool) -> list[WebhookDelivery]:
-    from integrations.upsert import Batch
+    from integrations import upsert
 
     with transaction.atomic():
         deliveries = _claim_batch(tenant, limit)
@@ -1127,9 +1187,26 @@ def _drain_batch_once(tenant: Tenant, limit: int, optimistic: bool) -> list[Webh
             with db_connection.cursor() as cursor:
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         copies = _Copies(deliveries)
-        batch = Batch()
-        for delivery in deliveries:
-            _process_claimed(delivery, copies, batch, optimistic)
+        batch = upsert.Batch()
+        if not optimistic:
+            for delivery in deliveries:
+                _process_claimed(delivery, copies, batch)
+        else:
+            work = []
+            for delivery in deliveries:
+                records = _records(delivery, copies)
+                if records:
+                    _settle(delivery, Delivery.DONE)  # unless the apply fails: then all is redone
+                    work.append((delivery, records))
+                copies.settled(delivery)
+            if work and upsert.batchable(r for _, records in work for r in records):
+                try:
+                    upsert.apply_many([(d.connection, records, d.received_at) for d, records in work], batch)
+                except Exception as exc:
+                    raise _Redo(f"deliveries {work[0][0].pk}..{work[-1][0].pk}") from exc
+            else:
+                for delivery, records in work:
+                    _apply(delivery, records, batch, optimistic=True)
         _save_outcomes(deliveries)
     return deliveries
 
@@ -1177,53 +1254,31 @@ def delivery_drain(*, tenant: Tenant, slot: int = 0) -> int:
     return processed
 
 
-def _apply(
-    delivery: WebhookDelivery,
-    normalize: Any,
-    payload_error: type[Exception],
-    batch: Any = None,
-    optimistic: bool = False,
-) -> None:
-    """Normalise and apply one claimed delivery inside a savepoint (`optimistic`: without
-    one, raising _Redo when the apply fails); settle its status."""
-    connection = delivery.connection
-    try:
-        payload = json.loads(delivery.body)
-    except ValueError as exc:  # verified as JSON on arrival, so only data rot gets here
-        _settle(delivery, Delivery.DEAD, f"The stored body is not JSON: {exc}")
-        return
-    records = None
-    try:
-        # normalize is pure, and upsert.apply is atomic (a savepoint here): a failure rolls
-        # back its writes and leaves the claim's transaction usable for the outcome.
-        records = normalize(connection.platform, delivery.topic, payload)
-        if records:
-            from integrations import upsert
+def _apply(delivery: WebhookDelivery, records: list[Any], batch: Any = None, optimistic: bool = False) -> None:
+    """Apply one claimed delivery's records inside a savepoint (`optimistic`: without one,
+    raising _Redo when the apply fails); settle its status."""
+    from integrations import upsert
+    from integrations.normalized import PayloadError
 
-            upsert.apply(
-                connection=connection,
-                records=records,
-                received_at=delivery.received_at,
-                batch=batch,
-                savepoint=not optimistic,
-            )
-    except payload_error as exc:
-        if optimistic and records:
-            raise _Redo(f"delivery {delivery.pk}") from exc  # the apply's writes are not undone
-        _settle(delivery, Delivery.DEAD, str(exc) or "The payload lacks a required field.")
+    try:
+        # upsert.apply is atomic (a savepoint here): a failure rolls back its writes and
+        # leaves the claim's transaction usable for the outcome.
+        upsert.apply(
+            connection=delivery.connection,
+            records=records,
+            received_at=delivery.received_at,
+            batch=batch,
+            savepoint=not optimistic,
+        )
     except Exception as exc:
-        if optimistic and records:
-            raise _Redo(f"delivery {delivery.pk}") from exc
-        # Anything else is taken as transient (a database hiccup, a deploy mid-flight, a
-        # bug fixed by the next release): retried with backoff, dead after MAX_ATTEMPTS.
-        logger.exception("delivery %s failed (attempt %s)", delivery.pk, delivery.attempts)
-        reason = f"{type(exc).__name__}: {exc}"
-        if delivery.attempts >= MAX_ATTEMPTS:
-            _settle(delivery, Delivery.DEAD, f"Gave up after {delivery.attempts} attempts. {reason}")
+        if optimistic:
+            raise _Redo(f"delivery {delivery.pk}") from exc  # the apply's writes are not undone
+        if isinstance(exc, PayloadError):
+            _settle(delivery, Delivery.DEAD, str(exc) or "The payload lacks a required field.")
         else:
-            _settle(delivery, Delivery.RETRYING, reason)
+            _failed(delivery, exc)
     else:
-        _settle(delivery, Delivery.DONE if records else Delivery.IGNORED)
+        _settle(delivery, Delivery.DONE)
 
 
 def _touch_connection(delivery: WebhookDelivery) -> None:

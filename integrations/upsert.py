@@ -65,6 +65,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -199,6 +200,12 @@ def _apply_records(
     connection: Connection, records: Iterable[Record], received_at: datetime | None, batch: Batch | None
 ) -> dict[str, int]:
     run = _Run(connection=connection, received_at=received_at or timezone.now(), batch=batch)
+    _apply_body(run, records)
+    return _finish(run)
+
+
+def _apply_body(run: _Run, records: Iterable[Record]) -> None:
+    """The records' rows (everything but what `_finish` does after them)."""
     for record in records:
         run.records += 1
         if isinstance(record, NOrder):
@@ -215,8 +222,13 @@ def _apply_records(
             _apply_data_request(run, record)
         else:
             raise TypeError(f"not a normalised record: {type(record).__name__}")
+
+
+def _finish(run: _Run, history: dict[int, tuple[int, Any]] | None = None) -> dict[str, int]:
+    """After the rows: tiers, SLA re-matching, notices; the run's counts. `history`: the
+    customers' order history when the caller read it for a whole batch (apply_many)."""
     for customer_id in sorted(run.customers):
-        _raise_tier(run, customer_id)
+        _raise_tier(run, customer_id, history)
     if run.sla_orders and _uses_order_conditions(run):
         from tickets.services_order_sla import sla_reevaluate_for_orders
 
@@ -251,6 +263,370 @@ def _notice_rules(run: _Run) -> dict[str, Any] | None:
 
         found = run.batch.notice_rules[run.tenant_id] = active_rules(run.tenant_id)
     return found
+
+
+# --- Batched mode ------------------------------------------------------------------------
+# apply_many applies a drain batch's deliveries (25) with one statement per table instead of
+# about six per delivery: the rows the records name are read up front (orders and their
+# children locked, customers by platform id and email), the records are applied in memory
+# exactly as `apply` applies them, one after the other, and the new rows and changes are
+# written at the end, with ids taken from the tables' sequences beforehand. Any surprise (a
+# row a concurrent transaction inserted meanwhile, a bad value) raises: the caller rolls the
+# whole batch back and applies its deliveries one by one (services._drain_batch).
+
+_UNKNOWN = object()
+_WORK: ContextVar[_Work | None] = ContextVar("storedesk_upsert_work", default=None)
+CHILDREN: tuple[type[models.Model], ...] = (Fulfillment, Refund, Return)
+# Insert order: parents before the rows that point at them (constraints are immediate).
+WRITE_ORDER: tuple[type[models.Model], ...] = (Customer, Order, OrderLine, Fulfillment, Refund, Return)
+BATCHABLE = (NOrder, NFulfillment, NRefund, NReturn)
+CHILD_MODEL: dict[type, type[models.Model]] = {NFulfillment: Fulfillment, NRefund: Refund, NReturn: Return}
+INSERT_CHUNK = 500
+
+
+class Conflict(Exception):
+    """A row the batch was about to insert exists: a concurrent transaction made it."""
+
+
+def batchable(records: Iterable[Record]) -> bool:
+    """Whether apply_many takes these records (privacy requests go through `apply`)."""
+    return db_connection.vendor == "postgresql" and all(isinstance(r, BATCHABLE) for r in records)
+
+
+def apply_many(
+    items: list[tuple[Connection, list[Record], datetime]], batch: Batch | None = None
+) -> list[dict[str, int]]:
+    """Apply several deliveries' records (one tenant; each item a connection, its records
+    and when they were received) in the caller's transaction; counts per item, as `apply`.
+
+    Postgres only, records of BATCHABLE types only. No savepoint: on any exception the
+    caller's transaction is spoiled and must roll back. Raises Conflict when a concurrent
+    transaction inserted one of the rows meanwhile."""
+    tenant_id = items[0][0].tenant_id
+    work = _Work(tenant_id)
+    work.read(items)
+    token = _WORK.set(work)
+    runs = []
+    try:
+        for connection, records, received_at in items:
+            run = _Run(connection=connection, received_at=received_at, batch=batch)
+            _apply_body(run, records)
+            runs.append(run)
+        work.write()
+    finally:
+        _WORK.reset(token)
+    if work.links:
+        from integrations.orders import link_open_tickets_for_order
+
+        for order in work.links.values():
+            link_open_tickets_for_order(order=order)
+    history = _histories(tenant_id, {c for run in runs for c in run.customers if not _history_known(run, c)})
+    return [_finish(run, history) for run in runs]
+
+
+@cache
+def _histories_sql() -> str:
+    quote = db_connection.ops.quote_name
+    return (
+        f"SELECT {quote('customer_id')}, COUNT(*), SUM({quote('total')} - {quote('refunded_total')}) "  # noqa: S608
+        f"FROM {quote(Order._meta.db_table)} WHERE {quote('tenant_id')} = %s "
+        f"AND {quote('customer_id')} = ANY(%s) AND {quote('cancelled_at')} IS NULL GROUP BY 1"
+    )
+
+
+def _histories(tenant_id: int, customer_ids: set[int]) -> dict[int, tuple[int, Any]]:
+    """(order count, lifetime value) per customer, in one statement (see _raise_tier)."""
+    if not customer_ids:
+        return {}
+    with db_connection.cursor() as cursor:
+        cursor.execute(_histories_sql(), [tenant_id, sorted(customer_ids)])
+        return {customer_id: (count, value) for customer_id, count, value in cursor.fetchall()}
+
+
+@cache
+def _orders_by_key_sql() -> str:
+    quote = db_connection.ops.quote_name
+    columns = ", ".join(f"o.{c.strip()}" for c in _columns(Order)[0].split(","))
+    # One index lookup (order_unique_external) per key, whatever the statistics say.
+    return (
+        f"SELECT {columns} FROM unnest(%s::uuid[], %s::text[]) AS k(k_connection, k_external) "  # noqa: S608
+        f"CROSS JOIN LATERAL (SELECT * FROM {quote(Order._meta.db_table)} WHERE {quote('tenant_id')} = %s "
+        f"AND {quote('connection_id')} = k.k_connection AND {quote('external_id')} = k.k_external FOR UPDATE) o"
+    )
+
+
+@cache
+def _children_sql(model: type[models.Model], lock: bool) -> str:
+    quote = db_connection.ops.quote_name
+    return (
+        f"SELECT {_columns(model)[0]} FROM {quote(model._meta.db_table)} "  # noqa: S608
+        f"WHERE {quote('tenant_id')} = %s AND {quote('order_id')} = ANY(%s) ORDER BY {quote('id')}"
+        + (" FOR UPDATE" if lock else "")
+    )
+
+
+@cache
+def _customers_sql() -> str:
+    quote = db_connection.ops.quote_name
+    return (
+        f"SELECT {_columns(Customer)[0]} FROM {quote(Customer._meta.db_table)} "  # noqa: S608
+        f"WHERE {quote('tenant_id')} = %s AND ({quote('external_ids')} @> ANY(%s::jsonb[]) "
+        f"OR {quote('email')} = ANY(%s))"
+    )
+
+
+@cache
+def _ids_sql(tables: tuple[str, ...]) -> str:
+    quote = db_connection.ops.quote_name
+    parts = [
+        f"SELECT {i}, nextval(pg_get_serial_sequence('{quote(table)}', 'id')) FROM generate_series(1, %s)"  # noqa: S608
+        for i, table in enumerate(tables)
+    ]
+    return " UNION ALL ".join(parts)
+
+
+@cache
+def _insert_with_ids_sql(model: type[models.Model], rows: int) -> str:
+    meta = model._meta
+    quote = db_connection.ops.quote_name
+    values = ", ".join([f"({', '.join(['%s'] * len(meta.concrete_fields))})"] * rows)
+    # No conflict target: a clash on any unique index (a row a concurrent transaction made)
+    # drops the row, and the count returned tells.
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({_columns(model)[0]}) VALUES {values} "  # noqa: S608
+        f"ON CONFLICT DO NOTHING RETURNING {quote(str(meta.pk.column))}"
+    )
+
+
+class _Work:
+    """The batch's rows in memory (see "Batched mode"): what was read, what is new, what
+    changed. Lookups answer from here when the batch read them (a key read and not found
+    means no row: its insert would meet a concurrent one at `write`, which raises)."""
+
+    def __init__(self, tenant_id: int) -> None:
+        self.tenant_id = tenant_id
+        self.rows: dict[tuple[Any, ...], Any] = {}  # (model, parent id, external id) -> row
+        self.orders_read: set[tuple[Any, str]] = set()  # (connection id, external id)
+        self.children_read: set[int] = set()  # orders whose children are all in `rows`
+        self.lines: dict[int, list[OrderLine]] = {}
+        self.refunds: dict[int, list[Refund]] = {}
+        self.customers: dict[int, Customer] = {}
+        self.customer_keys_read: set[tuple[str, str]] = set()  # (connection key, platform id)
+        self.emails_read: set[str] = set()
+        self.bounds: Counter = Counter()  # most new rows per model the records can make
+        self.ids: dict[type[models.Model], list[int]] = {}
+        self.new: dict[type[models.Model], dict[int, Any]] = {m: {} for m in WRITE_ORDER}  # id(row) -> row
+        self.changed: dict[int, tuple[Any, dict[str, None]]] = {}  # id(row) -> (row, names)
+        self.links: dict[int, Order] = {}  # orders whose customer's open tickets may name them
+
+    # -- reading up front
+
+    def read(self, items: list[tuple[Connection, list[Record], datetime]]) -> None:
+        order_keys: dict[tuple[Any, str], None] = {}
+        customer_keys: dict[tuple[str, str], None] = {}
+        emails: dict[str, None] = {}
+        for connection, records, _ in items:
+            key = f"{connection.platform}:{connection.pk}"
+            for rec in records:
+                if isinstance(rec, NOrder):
+                    order_keys[(connection.pk, rec.external_id)] = None
+                    self.bounds[Order] += 1
+                    self.bounds[OrderLine] += len(rec.lines)
+                    self.bounds[Fulfillment] += len(rec.fulfillments)
+                    self.bounds[Refund] += len(rec.refunds)
+                    if rec.customer is not None:
+                        self.bounds[Customer] += 1
+                        if rec.customer.external_id:
+                            customer_keys[(key, rec.customer.external_id)] = None
+                        email = rec.customer.email.strip().lower()[:254]
+                        if email:
+                            emails[email] = None
+                else:
+                    child = cast(NFulfillment | NRefund | NReturn, rec)
+                    order_keys[(connection.pk, _fit(Order, "external_id", child.order_external_id))] = None
+                    self.bounds[Order] += 1  # a placeholder, if the order is not here yet
+                    self.bounds[CHILD_MODEL[type(child)]] += 1
+        self._read_orders(list(order_keys))
+        self._read_customers(list(customer_keys), list(emails))
+
+    def _read_orders(self, keys: list[tuple[Any, str]]) -> None:
+        if not keys:
+            return
+        with db_connection.cursor() as cursor:
+            cursor.execute(_orders_by_key_sql(), [[str(c) for c, _ in keys], [e for _, e in keys], self.tenant_id])
+            orders = [_from_row(Order, row) for row in cursor.fetchall()]
+        self.orders_read.update(keys)
+        for order in orders:
+            self.rows[(Order, order.connection_id, order.external_id)] = order
+        self._read_children([order.pk for order in orders])
+
+    def _read_children(self, order_ids: list[int]) -> None:
+        if not order_ids:
+            return
+        with db_connection.cursor() as cursor:
+            models_: tuple[type[models.Model], ...] = (OrderLine, *CHILDREN)
+            for model in models_:
+                cursor.execute(_children_sql(model, model is not OrderLine), [self.tenant_id, order_ids])
+                for row in cursor.fetchall():
+                    self._register(_from_row(model, row))
+        for order_id in order_ids:
+            self.lines.setdefault(order_id, [])
+            self.refunds.setdefault(order_id, [])
+        self.children_read.update(order_ids)
+
+    def _read_customers(self, keys: list[tuple[str, str]], emails: list[str]) -> None:
+        self.customer_keys_read.update(keys)
+        self.emails_read.update(emails)
+        if not keys and not emails:
+            return
+        external_ids = _column(Customer, "external_ids")
+        wanted = [external_ids.get_db_prep_save({k: v}, db_connection) for k, v in keys]
+        with db_connection.cursor() as cursor:
+            cursor.execute(_customers_sql(), [self.tenant_id, wanted, emails])
+            for row in cursor.fetchall():
+                self.customer(_from_row(Customer, row))
+
+    def _register(self, row: Any) -> None:
+        model = type(row)
+        if model is Order:
+            self.rows[(Order, row.connection_id, row.external_id)] = row
+        elif model is OrderLine:
+            self.lines.setdefault(row.order_id, []).append(row)
+        elif model is Customer:
+            self.customers[row.pk] = row
+        else:
+            self.rows[(model, row.order_id, row.external_id)] = row
+            if model is Refund:
+                self.refunds.setdefault(row.order_id, []).append(row)
+
+    # -- answering lookups
+
+    def select(self, model: type[models.Model], lookup: dict[str, Any]) -> list[Any] | None:
+        """The rows `_select` asked for, or None when the batch did not read them."""
+        if lookup.get("tenant_id") != self.tenant_id:
+            return None
+        names = set(lookup)
+        if model is Order and names == {"tenant_id", "connection_id", "external_id"}:
+            key = (lookup["connection_id"], lookup["external_id"])
+            row = self.rows.get((Order, *key))
+            return [row] if row is not None else [] if key in self.orders_read else None
+        if model in CHILDREN and names == {"tenant_id", "order_id", "external_id"}:
+            row = self.rows.get((model, lookup["order_id"], lookup["external_id"]))
+            return [row] if row is not None else [] if lookup["order_id"] in self.children_read else None
+        if model is OrderLine and names == {"tenant_id", "order_id"} and lookup["order_id"] in self.children_read:
+            return list(self.lines[lookup["order_id"]])
+        return None
+
+    def remember(self, model: type[models.Model], lookup: dict[str, Any], rows: list[Any]) -> None:
+        """Rows `_select` read because the batch had not (kept, so later records see them)."""
+        if model is Order:
+            for row in rows:
+                self._register(row)
+            self._read_children([row.pk for row in rows if row.pk not in self.children_read])
+        elif model in CHILDREN:
+            for row in rows:
+                self._register(row)
+
+    def refunds_of(self, order_id: int) -> list[Refund] | None:
+        return self.refunds.get(order_id) if order_id in self.children_read else None
+
+    def find_customer(self, key: str, external_id: str, email: str) -> Customer | None | object:
+        """As `_find_customer`: by platform id, then the oldest with the email; _UNKNOWN
+        when the batch did not read them."""
+        if (external_id and (key, external_id) not in self.customer_keys_read) or (
+            email and email not in self.emails_read
+        ):
+            return _UNKNOWN
+        if external_id:
+            found = [c for c in self.customers.values() if (c.external_ids or {}).get(key) == external_id]
+            if found:
+                return min(found, key=lambda c: c.pk)
+        if email:
+            found = [c for c in self.customers.values() if c.email == email]
+            if found:
+                return min(found, key=lambda c: c.pk)
+        return None
+
+    def customer(self, customer: Customer) -> Customer:
+        """The batch's instance of this customer (the one its changes are made on)."""
+        return self.customers.setdefault(customer.pk, customer)
+
+    # -- new rows and changes
+
+    def add(self, row: Any) -> None:
+        """A new row: its id now, its INSERT at `write` (with the values it has then)."""
+        model = type(row)
+        if not self.ids.get(model):
+            self._take_ids(model)
+        row.pk = self.ids[model].pop()
+        row._state.adding = False
+        row._state.db = DEFAULT_DB_ALIAS
+        self.new[model][id(row)] = row
+        self._register(row)
+        if model is Order:
+            self.children_read.add(row.pk)
+            self.lines[row.pk] = []
+            self.refunds[row.pk] = []
+
+    def _take_ids(self, model: type[models.Model]) -> None:
+        """At the batch's first new row: ids for every row its records can make, of every
+        model, in one statement (those left unused are skipped values of the sequences, as
+        after any rollback). Should a model need more, eight more of it."""
+        if not self.ids:
+            wanted = {m: self.bounds[m] for m in WRITE_ORDER if self.bounds[m] > 0}
+            wanted[model] = max(wanted.get(model, 0), 1)
+        else:
+            wanted = {model: 8}
+        order = tuple(wanted)
+        with db_connection.cursor() as cursor:
+            cursor.execute(_ids_sql(tuple(m._meta.db_table for m in order)), [wanted[m] for m in order])
+            taken = cursor.fetchall()
+        for m in WRITE_ORDER:
+            self.ids.setdefault(m, [])
+        for index, pk in sorted(taken, key=lambda r: -r[1]):
+            self.ids[order[index]].append(pk)  # popped smallest first
+
+    def defer_save(self, row: Any, names: tuple[str, ...]) -> bool:
+        """`_save` of a row of the batch: nothing now (a new row is written whole; a read
+        one's changed fields at `write`, after the rows they may point at)."""
+        key = id(row)
+        if key in self.new[type(row)]:
+            return True
+        if key in self.changed:
+            self.changed[key][1].update(dict.fromkeys(names))
+        else:
+            self.changed[key] = (row, dict.fromkeys(names))
+        return True
+
+    def forget_lines(self, order_id: int, gone: list[OrderLine]) -> list[OrderLine]:
+        """Lines an order no longer lists: dropped here; those already stored are returned
+        for the caller to delete."""
+        stored = []
+        for line in gone:
+            self.lines[order_id] = [row for row in self.lines.get(order_id, []) if row is not line]
+            if self.new[OrderLine].pop(id(line), None) is None:
+                self.changed.pop(id(line), None)
+                stored.append(line)
+        return stored
+
+    def write(self) -> None:
+        conn = connections[DEFAULT_DB_ALIAS]
+        for model in WRITE_ORDER:
+            rows = list(self.new[model].values())
+            fields = list(model._meta.concrete_fields)
+            for start in range(0, len(rows), INSERT_CHUNK):
+                chunk = rows[start : start + INSERT_CHUNK]
+                params = [value for row in chunk for value in db_values(fields, row, conn)]
+                with conn.cursor() as cursor:
+                    cursor.execute(_insert_with_ids_sql(model, len(chunk)), params)
+                    if len(cursor.fetchall()) != len(chunk):
+                        raise Conflict(model.__name__)
+        token = _WORK.set(None)  # the real UPDATEs now
+        try:
+            for row, names in self.changed.values():
+                _save(row, names)
+        finally:
+            _WORK.reset(token)
 
 
 # --- Helpers ---------------------------------------------------------------------------
@@ -306,11 +682,19 @@ def _select_sql(model: type[models.Model], names: tuple[str, ...], lock: bool) -
 
 def _select(model: type[models.Model], lock: bool = False, **lookup: Any) -> list[Any]:
     """Rows of `model` whose fields (attnames: `order_id`, not `order`) equal `lookup`."""
+    work = _WORK.get()
+    if work is not None:
+        known = work.select(model, lookup)
+        if known is not None:
+            return known
     conn = connections[DEFAULT_DB_ALIAS]  # not the proxy: one lookup, not one per field
     params = [_column(model, n).get_db_prep_save(v, conn) for n, v in lookup.items()]
     with conn.cursor() as cursor:
         cursor.execute(_select_sql(model, tuple(lookup), lock), params)
-        return [_from_row(model, row) for row in cursor.fetchall()]
+        rows = [_from_row(model, row) for row in cursor.fetchall()]
+    if work is not None:
+        work.remember(model, lookup, rows)
+    return rows
 
 
 @cache
@@ -326,6 +710,9 @@ def _save(row: models.Model, names: Iterable[str]) -> None:
     conn = connections[DEFAULT_DB_ALIAS]  # not the proxy: one lookup, not one per field
     names = tuple(dict.fromkeys(names))
     if not names:
+        return
+    work = _WORK.get()
+    if work is not None and work.defer_save(row, names):
         return
     params = [_column(type(row), n).get_db_prep_save(getattr(row, _column(type(row), n).attname), conn) for n in names]
     with conn.cursor() as cursor:
@@ -355,6 +742,11 @@ def _insert(rows: list[Any], conflict: tuple[str, ...] | None = None) -> bool:
     A new row is ours, so locked until commit."""
     conn = connections[DEFAULT_DB_ALIAS]  # not the proxy: one lookup, not one per field
     if not rows:
+        return True
+    work = _WORK.get()
+    if work is not None:
+        for row in rows:
+            work.add(row)
         return True
     model: type[models.Model] = type(rows[0])
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
@@ -544,9 +936,13 @@ def _apply_order_once(run: _Run, rec: NOrder) -> None:
             and {"customer", "number"} & set(changed)
         ):
             # Open tickets of this customer that quote this order's number get linked to it.
-            from integrations.orders import link_open_tickets_for_order
+            work = _WORK.get()
+            if work is not None:
+                work.links[order.pk] = order  # after the batch's rows are written
+            else:
+                from integrations.orders import link_open_tickets_for_order
 
-            link_open_tickets_for_order(order=order)
+                link_open_tickets_for_order(order=order)
 
     for fulfillment in rec.fulfillments:
         _apply_fulfillment(run, fulfillment, order=order, order_created=created)
@@ -595,9 +991,12 @@ def _replace_lines(run: _Run, order: Order, lines: list[NLine], known_new: bool 
             _save(row, fields)
             changed = True
     _insert(new_lines)  # one INSERT for every new line
-    gone = [row.pk for external_id, row in existing.items() if external_id not in wanted]
+    gone = [row for external_id, row in existing.items() if external_id not in wanted]
+    work = _WORK.get()
+    if work is not None:
+        gone = work.forget_lines(order.pk, gone)  # new rows of this batch are just not written
     if gone:
-        OrderLine.objects.filter(tenant_id=run.tenant_id, pk__in=gone).delete()
+        OrderLine.objects.filter(tenant_id=run.tenant_id, pk__in=[row.pk for row in gone]).delete()
         changed = True
     return changed
 
@@ -627,7 +1026,13 @@ def _refund_sum_sql() -> str:
 def _recompute_refunded(order: Order, reported: Decimal | None = None, no_rows: bool = False) -> bool:
     """Set refunded_total from the refund rows (see the module doc); True when it changed.
     `no_rows`: the caller knows there are none (a new order), so they are not summed."""
-    rows = None if no_rows else _amount(_scalars(_refund_sum_sql(), [order.tenant_id, order.pk])[0])
+    work = _WORK.get()
+    if no_rows:
+        rows = None
+    elif work is not None and (known := work.refunds_of(order.pk)) is not None:
+        rows = sum((refund.amount for refund in known), Decimal("0"))
+    else:
+        rows = _amount(_scalars(_refund_sum_sql(), [order.tenant_id, order.pk])[0])
     floor = _fit(Order, "refunded_total", reported) if reported is not None else order.refunded_total
     total = max(rows or Decimal("0"), floor or Decimal("0"))
     if order.refunded_total == total:
@@ -667,6 +1072,11 @@ def _find_customer_sql(by_id: bool, by_email: bool) -> str:
 
 
 def _find_customer(run: _Run, external_id: str, email: str) -> Customer | None:
+    work = _WORK.get()
+    if work is not None:
+        known = work.find_customer(run.key, external_id, email)
+        if known is not _UNKNOWN:
+            return cast(Customer | None, known)
     conn = connections[DEFAULT_DB_ALIAS]  # not the proxy: one lookup, not one per field
     if conn.vendor != "postgresql":  # the SQLite demo: no JSON containment
         tenant_customers = Customer.objects.filter(tenant_id=run.tenant_id)
@@ -687,7 +1097,10 @@ def _find_customer(run: _Run, external_id: str, email: str) -> Customer | None:
     with conn.cursor() as cursor:
         cursor.execute(_find_customer_sql(bool(external_id), bool(email)), params)
         row = cursor.fetchone()
-    return None if row is None else _from_row(Customer, row)
+    customer = None if row is None else _from_row(Customer, row)
+    if work is not None and customer is not None:
+        customer = work.customer(customer)
+    return customer
 
 
 @cache
@@ -727,6 +1140,10 @@ def _create_customer(run: _Run, email: str, incoming: NCustomer) -> tuple[Custom
         note="",
         created_at=timezone.now(),
     )
+    work = _WORK.get()
+    if work is not None:
+        work.add(customer)  # written with the batch (a concurrent insert of it: redo)
+        return customer, True
     fields = [f for f in Customer._meta.concrete_fields if not f.primary_key]
     params = [f.get_db_prep_save(f.pre_save(customer, True), conn) for f in fields]
     with conn.cursor() as cursor:
@@ -766,6 +1183,9 @@ def _link_customer(run: _Run, incoming: NCustomer) -> Customer | None:
         changed.append("phone")
     _save(customer, changed)
     run.customer_rows[customer.pk] = customer
+    work = _WORK.get()
+    if work is not None:
+        work.customer(customer)  # found by phone: known to the batch's later records now
     return customer
 
 
@@ -779,12 +1199,21 @@ def _history_sql() -> str:
     )
 
 
-def _raise_tier(run: _Run, customer_id: int) -> None:
+def _history_known(run: _Run, customer_id: int) -> bool:
+    """A customer this run's only record created has no order but that one (no other
+    transaction sees the row before commit): its history needs no query."""
     order = run.last_order
-    if customer_id in run.new_customers and run.records == 1 and order is not None and order.customer_id == customer_id:
-        # A customer this run's only record created has no order but that one (no other
-        # transaction sees the row before commit): its history needs no query.
+    return (
+        customer_id in run.new_customers and run.records == 1 and order is not None and order.customer_id == customer_id
+    )
+
+
+def _raise_tier(run: _Run, customer_id: int, history: dict[int, tuple[int, Any]] | None = None) -> None:
+    order = run.last_order
+    if order is not None and _history_known(run, customer_id):
         count, value = (0, None) if order.cancelled_at is not None else (1, order.total - order.refunded_total)
+    elif history is not None:
+        count, value = history.get(customer_id, (0, None))
     else:
         count, value = _scalars(_history_sql(), [run.tenant_id, customer_id])
     count, value = count or 0, _amount(value) or Decimal("0")

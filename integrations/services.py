@@ -75,6 +75,13 @@ DRAIN_SLOTS = 2
 DRAIN_FAN_OUT_AFTER = 20
 # Rows one drain claims and commits together (one transaction, a savepoint per row).
 DRAIN_BATCH = 25
+# A drain in a burst (it has worked off DRAIN_LINGER_AFTER rows) that finds the inbox empty
+# looks again every DRAIN_LINGER seconds, DRAIN_LINGER_MAX in all, before it ends: acks
+# meanwhile find its lease and send no new message, and its batches stay full. A quiet
+# shop's few deliveries never wait, and the cap keeps a trickle from holding a worker.
+DRAIN_LINGER_AFTER = 50
+DRAIN_LINGER = 0.02
+DRAIN_LINGER_MAX = 0.5
 RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 60 * 60
 # Verification material is cached so the hot path does not query per delivery. Rotation,
@@ -1219,12 +1226,17 @@ def delivery_drain(*, tenant: Tenant, slot: int = 0) -> int:
     newest: dict[Any, WebhookDelivery] = {}  # per connection, for last_delivery_at
     fanned_out = slot != 0 or not _shared_leases()
     released = False
+    lingered = 0.0
     try:
         while True:
             batch = _drain_batch(tenant, min(DRAIN_BATCH, DRAIN_MAX - processed))
             if not batch:
                 if released:
                     break
+                if processed >= DRAIN_LINGER_AFTER and lingered < DRAIN_LINGER_MAX and time.monotonic() < deadline:
+                    time.sleep(DRAIN_LINGER)  # a burst: the next deliveries are on their way
+                    lingered += DRAIN_LINGER
+                    continue
                 # Let go first, then look once more: a delivery whose ack found the lease
                 # taken committed before this point, so the look finds it.
                 _release_drain(tenant.pk, slot)

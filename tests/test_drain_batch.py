@@ -160,3 +160,31 @@ def test_two_drains_side_by_side_never_process_a_row_twice(cast, monkeypatch):
     assert set(WebhookDelivery.objects.filter(connection=shop).values_list("status", flat=True)) == {State.DONE}
     assert set(WebhookDelivery.objects.filter(connection=shop).values_list("attempts", flat=True)) == {1}
     assert Order.objects.filter(connection=shop).count() == 12
+
+
+def test_a_drain_in_a_burst_waits_briefly_for_the_next_deliveries(cast, monkeypatch):
+    shop = connect(cast, "shopify")
+    for n in range(services.DRAIN_LINGER_AFTER):
+        pending(shop, order_body(n), n)
+    monkeypatch.setattr(services, "DRAIN_SLOTS", 1)  # this drain alone
+    naps: list[float] = []
+
+    def nap(seconds):  # a delivery arrives while the drain waits
+        naps.append(seconds)
+        if len(naps) == 2:
+            pending(shop, order_body(999), 999)
+
+    monkeypatch.setattr(services.time, "sleep", nap)
+    assert services.delivery_drain(tenant=cast.tenant) == services.DRAIN_LINGER_AFTER + 1
+    # Two naps found nothing new, then the late delivery; then naps up to the cap.
+    assert sum(naps) == pytest.approx(services.DRAIN_LINGER_MAX)
+    assert WebhookDelivery.objects.filter(connection=shop, status=State.DONE).count() == services.DRAIN_LINGER_AFTER + 1
+
+
+def test_a_quiet_shops_drain_ends_at_once(cast, monkeypatch):
+    shop = connect(cast, "shopify")
+    pending(shop, order_body(1), 1)
+    naps: list[float] = []
+    monkeypatch.setattr(services.time, "sleep", naps.append)
+    assert services.delivery_drain(tenant=cast.tenant) == 1
+    assert naps == []

@@ -323,6 +323,10 @@ def test_agents_and_leads_get_403_on_connection_settings(cast, who):
     for method, url in connection_pages(connection):
         response = getattr(client, method)(url, {"name": "x", "platform": "shopify"})
         assert response.status_code == 403, f"{method} {url}"
+        if method == "get":  # the page says who may open it, once
+            text = response.content.decode()
+            assert "This page is for admins and above." in text
+            assert "Your role does not allow" not in text
     connection.refresh_from_db()
     assert connection.is_active
     assert Connection.objects.count() == 1

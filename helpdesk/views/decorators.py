@@ -6,6 +6,8 @@ from collections.abc import Callable
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from helpdesk.models import Role
+
 
 def role_required(role: str) -> Callable:
     """Allow a tenant view only to members holding at least `role` (403 otherwise)."""
@@ -15,7 +17,8 @@ def role_required(role: str) -> Callable:
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             membership = request.membership  # type: ignore[attr-defined]
             if membership is None or not membership.has_role(role):
-                raise PermissionDenied("Your role does not allow this page.")
+                # The page's 403 says "your role doesn't allow it"; this says who may.
+                raise PermissionDenied(f"This page is for {Role(role).label.lower()}s and above.")
             return view(request, *args, **kwargs)
 
         return wrapper

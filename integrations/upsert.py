@@ -325,21 +325,23 @@ def apply_many(
 
 
 @cache
-def _histories_sql() -> str:
+def _histories_sql(customers: int) -> str:
     quote = db_connection.ops.quote_name
     return (
         f"SELECT {quote('customer_id')}, COUNT(*), SUM({quote('total')} - {quote('refunded_total')}) "  # noqa: S608
         f"FROM {quote(Order._meta.db_table)} WHERE {quote('tenant_id')} = %s "
-        f"AND {quote('customer_id')} = ANY(%s) AND {quote('cancelled_at')} IS NULL GROUP BY 1"
+        f"AND {quote('customer_id')} IN ({', '.join(['%s'] * customers)}) AND {quote('cancelled_at')} IS NULL "
+        f"GROUP BY {quote('customer_id')}"
     )
 
 
 def _histories(tenant_id: int, customer_ids: set[int]) -> dict[int, tuple[int, Any]]:
-    """(order count, lifetime value) per customer, in one statement (see _raise_tier)."""
+    """(order count, lifetime value) of each customer's non-cancelled orders, in one
+    statement (see _raise_tier); customers without any are left out."""
     if not customer_ids:
         return {}
     with db_connection.cursor() as cursor:
-        cursor.execute(_histories_sql(), [tenant_id, sorted(customer_ids)])
+        cursor.execute(_histories_sql(len(customer_ids)), [tenant_id, *sorted(customer_ids)])
         return {customer_id: (count, value) for customer_id, count, value in cursor.fetchall()}
 
 
@@ -1189,16 +1191,6 @@ def _link_customer(run: _Run, incoming: NCustomer) -> Customer | None:
     return customer
 
 
-@cache
-def _history_sql() -> str:
-    quote = db_connection.ops.quote_name
-    return (
-        f"SELECT COUNT(*), SUM({quote('total')} - {quote('refunded_total')}) "  # noqa: S608
-        f"FROM {quote(Order._meta.db_table)} WHERE {quote('tenant_id')} = %s "
-        f"AND {quote('customer_id')} = %s AND {quote('cancelled_at')} IS NULL"
-    )
-
-
 def _history_known(run: _Run, customer_id: int) -> bool:
     """A customer this run's only record created has no order but that one (no other
     transaction sees the row before commit): its history needs no query."""
@@ -1215,7 +1207,7 @@ def _raise_tier(run: _Run, customer_id: int, history: dict[int, tuple[int, Any]]
     elif history is not None:
         count, value = history.get(customer_id, (0, None))
     else:
-        count, value = _scalars(_history_sql(), [run.tenant_id, customer_id])
+        count, value = _histories(run.tenant_id, {customer_id}).get(customer_id, (0, None))
     count, value = count or 0, _amount(value) or Decimal("0")
     if value >= VIP_LIFETIME_VALUE or count >= VIP_ORDER_COUNT:
         tier = Tier.VIP

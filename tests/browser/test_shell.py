@@ -102,7 +102,8 @@ def test_an_admin_invites_someone_and_revokes_a_token(page, shot, sign_in, cast)
     shot("12-tokens-revoked")
 
 
-def test_the_queue_is_worked_from_the_keyboard(page, sign_in, cast):
+def _queue_of_two(page, sign_in, cast):
+    """An agent on the "All open" queue of two tickets: (its rows, the page body)."""
     from tests.tickets_fixtures import make_ticket
 
     make_ticket(cast, subject="Parcel lost", email="a@example.com")
@@ -111,7 +112,11 @@ def test_the_queue_is_worked_from_the_keyboard(page, sign_in, cast):
     page.goto("/t/acme/queue/?view=all")
     rows = page.locator("#queue-rows .qrow")
     expect(rows).to_have_count(2)
-    body = page.locator("body")
+    return rows, page.locator("body")
+
+
+def test_the_queue_is_worked_from_the_keyboard(page, sign_in, cast):
+    rows, body = _queue_of_two(page, sign_in, cast)
     body.press("j")
     expect(rows.nth(0)).to_have_class(re.compile(r"\bis-cursor\b"))
     body.press("j")
@@ -132,13 +137,7 @@ def test_the_queue_cursor_stays_on_its_ticket_when_the_rows_refresh(page, sign_i
     """The live refresh (and any other htmx swap, such as the bell's) keeps the agent's place."""
     from tests.tickets_fixtures import make_ticket
 
-    make_ticket(cast, subject="Parcel lost", email="a@example.com")
-    make_ticket(cast, subject="Wrong colour", email="b@example.com")
-    sign_in(page, "agent@acme.test")
-    page.goto("/t/acme/queue/?view=all")
-    rows = page.locator("#queue-rows .qrow")
-    expect(rows).to_have_count(2)
-    body = page.locator("body")
+    rows, body = _queue_of_two(page, sign_in, cast)
     body.press("j")
     body.press("j")
     expect(rows.nth(1)).to_have_class(re.compile(r"\bis-cursor\b"))

@@ -224,21 +224,30 @@ def _apply_body(run: _Run, records: Iterable[Record]) -> None:
             raise TypeError(f"not a normalised record: {type(record).__name__}")
 
 
-def _finish(run: _Run, history: dict[int, tuple[int, Any]] | None = None) -> dict[str, int]:
-    """After the rows: tiers, SLA re-matching, notices; the run's counts. `history`: the
-    customers' order history when the caller read it for a whole batch (apply_many)."""
+def _finish(run: _Run, history: dict[int, tuple[int, Any]] | None = None, follow_up: bool = True) -> dict[str, int]:
+    """After the rows: tiers, then (unless the caller does it for several runs at once,
+    apply_many) SLA re-matching and notices; the run's counts. `history`: the customers'
+    order history when the caller read it for a whole batch."""
     for customer_id in sorted(run.customers):
         _raise_tier(run, customer_id, history)
-    if run.sla_orders and _uses_order_conditions(run):
+    if follow_up:
+        _follow_up(run, run.sla_orders, run.touched)
+    return {key: run.counts[key] for key in COUNT_KEYS}
+
+
+def _follow_up(run: _Run, sla_orders: set[int], touched: set[tuple[str, int]]) -> None:
+    """Re-match the SLA of tickets linked to `sla_orders`; notices for the `touched` rows of
+    the run's connection (both read the rows as they are now, so one call may serve several
+    runs)."""
+    if sla_orders and _uses_order_conditions(run):
         from tickets.services_order_sla import sla_reevaluate_for_orders
 
-        sla_reevaluate_for_orders(tenant_id=run.tenant_id, order_ids=run.sla_orders)
-    if run.touched:
+        sla_reevaluate_for_orders(tenant_id=run.tenant_id, order_ids=sla_orders)
+    if touched:
         # Customer notices for what changed, in this transaction (rows first, Invariant 4).
         from integrations.notices_events import emit_for_run
 
-        emit_for_run(connection=run.connection, touched=run.touched, rules=_notice_rules(run))
-    return {key: run.counts[key] for key in COUNT_KEYS}
+        emit_for_run(connection=run.connection, touched=touched, rules=_notice_rules(run))
 
 
 def _uses_order_conditions(run: _Run) -> bool:
@@ -272,7 +281,10 @@ def _notice_rules(run: _Run) -> dict[str, Any] | None:
 # exactly as `apply` applies them, one after the other, and the new rows and changes are
 # written at the end, with ids taken from the tables' sequences beforehand. Any surprise (a
 # row a concurrent transaction inserted meanwhile, a bad value) raises: the caller rolls the
-# whole batch back and applies its deliveries one by one (services._drain_batch).
+# whole batch back and applies its deliveries one by one (services._drain_batch). Ticket
+# links, tiers, SLA re-matching and notices follow once for the batch, on the rows as they
+# are after it: an event a later delivery of the same batch superseded (an order placed and
+# cancelled, a parcel shipped and out for delivery) is not announced.
 
 _UNKNOWN = object()
 _WORK: ContextVar[_Work | None] = ContextVar("storedesk_upsert_work", default=None)
@@ -321,7 +333,18 @@ def apply_many(
         for order in work.links.values():
             link_open_tickets_for_order(order=order)
     history = _histories(tenant_id, {c for run in runs for c in run.customers if not _history_known(run, c)})
-    return [_finish(run, history) for run in runs]
+    counts = [_finish(run, history, follow_up=False) for run in runs]
+    # SLA re-matching and notices once per connection for the whole batch (each reads the
+    # rows as they are now: the same outcome as after every run, a few statements instead
+    # of a few per delivery).
+    together: dict[Any, tuple[_Run, set[int], set[tuple[str, int]]]] = {}
+    for run in runs:
+        _, sla_orders, touched = together.setdefault(run.connection.pk, (run, set(), set()))
+        sla_orders |= run.sla_orders
+        touched |= run.touched
+    for first, sla_orders, touched in together.values():
+        _follow_up(first, sla_orders, touched)
+    return counts
 
 
 @cache

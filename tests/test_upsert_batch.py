@@ -7,31 +7,42 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.db import connection, connections, transaction
+from django.utils import timezone
 
 from helpdesk.models import Tenant
 from helpdesk.services import Actor
 from integrations import services, upsert
 from integrations.models import Connection, Fulfillment, Order, OrderLine, Refund, Return, WebhookDelivery
 from integrations.normalize import normalize
+from integrations.notices_demo import seed_notices
 from integrations.notices_models import Notice
 from tests.test_drain_batch import pending
 from tickets import services as ticket_services
 from tickets.models import Customer, Ticket
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
-RECEIVED = datetime(2026, 3, 6, 9, 0, tzinfo=UTC)
+# The fixtures' March dates moved to the last few days: notices only announce fresh events.
+SHIFT = (timezone.now().date() - timedelta(days=2)) - date(2026, 3, 3)
+RECEIVED = datetime(2026, 3, 6, 9, 0, tzinfo=UTC) + SHIFT
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the batched mode is Postgres only")
 
 
 def payload(platform: str, name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / platform / f"{name}.json").read_text())
+    text = (FIXTURES / platform / f"{name}.json").read_text()
+    return json.loads(re.sub(r"2026-03-(\d\d)", lambda m: (date(2026, 3, int(m[1])) + SHIFT).isoformat(), text))
+
+
+def at(day: int, clock: str) -> str:
+    """A fixture-calendar time (March `day`, UTC) moved like the fixtures' own dates."""
+    return f"{(date(2026, 3, day) + SHIFT).isoformat()}T{clock}:00Z"
 
 
 def shopify_order(n: int, email: str, customer_id: int | None, updated: str, **changes: Any) -> dict[str, Any]:
@@ -50,10 +61,10 @@ def shopify_order(n: int, email: str, customer_id: int | None, updated: str, **c
 def deliveries() -> list[tuple[str, str, dict[str, Any]]]:
     """(platform, topic, payload): out of order, repeated, stale, cancelled, every child."""
     created = payload("shopify", "orders__create")
-    stale = {**copy.deepcopy(created), "updated_at": "2026-03-01T00:00:00+01:00", "note": "older, ignored"}
+    stale = {**copy.deepcopy(created), "updated_at": at(1, "00:00"), "note": "older, ignored"}
     fewer_lines = copy.deepcopy(payload("shopify", "orders__cancelled"))
     fewer_lines["line_items"] = fewer_lines["line_items"][:1]
-    fewer_lines["updated_at"] = "2026-03-05T13:00:00+01:00"
+    fewer_lines["updated_at"] = at(5, "13:00")
     return [
         ("shopify", "fulfillments/create", payload("shopify", "fulfillments__create")),  # before its order
         ("shopify", "orders/create", created),
@@ -67,11 +78,11 @@ def deliveries() -> list[tuple[str, str, dict[str, Any]]]:
         ("shopify", "orders/updated", fewer_lines),  # a line removed
         # The same customer again (a repeat buyer), a known customer by email (gains the
         # platform id; an open ticket of theirs quotes the order), one by phone only.
-        ("shopify", "orders/create", shopify_order(1, "dana@example.org", 7012345678901, "2026-03-04T10:00:00Z")),
-        ("shopify", "orders/create", shopify_order(2, "known@example.org", 7100000000002, "2026-03-04T11:00:00Z")),
-        ("shopify", "orders/create", shopify_order(3, "", None, "2026-03-04T12:00:00Z")),
-        ("shopify", "orders/create", shopify_order(4, "new@example.org", 7100000000004, "2026-03-04T13:00:00Z")),
-        ("shopify", "orders/updated", shopify_order(4, "new@example.org", 7100000000004, "2026-03-04T14:00:00Z")),
+        ("shopify", "orders/create", shopify_order(1, "dana@example.org", 7012345678901, at(4, "10:00"))),
+        ("shopify", "orders/create", shopify_order(2, "known@example.org", 7100000000002, at(4, "11:00"))),
+        ("shopify", "orders/create", shopify_order(3, "", None, at(4, "12:00"))),
+        ("shopify", "orders/create", shopify_order(4, "new@example.org", 7100000000004, at(4, "13:00"))),
+        ("shopify", "orders/updated", shopify_order(4, "new@example.org", 7100000000004, at(4, "14:00"))),
         ("woocommerce", "order.created", payload("woocommerce", "order.created")),
         ("woocommerce", "order.updated", payload("woocommerce", "order.updated")),
         ("woocommerce", "order.deleted", payload("woocommerce", "order.deleted")),
@@ -94,6 +105,7 @@ def deliveries() -> list[tuple[str, str, dict[str, Any]]]:
 
 def setting_up(tenant: Tenant) -> dict[str, Connection]:
     """The tenant's connections, a known customer and their open ticket quoting #3002."""
+    seed_notices(tenant)  # every notice rule on, with the starter templates
     known = Customer.objects.create(tenant=tenant, email="known@example.org", name="Known Buyer")
     ticket_services.ticket_create(
         tenant=tenant, subject="Where is #3002?", body="Still waiting.", customer=known, actor=Actor.system()
@@ -172,11 +184,22 @@ def test_a_batch_writes_what_one_by_one_writes(cast, size):
     together = batched(setting_up(cast.other_tenant), size)
     assert together == sequential
     expected, got = canonical(cast.tenant), canonical(cast.other_tenant)
+    # Notices read the rows as they are after the batch: what a later delivery of the same
+    # batch superseded is not announced. Here: #1042 is shipped, out for delivery, then
+    # cancelled, and Woo's 4750 is created then deleted; every other notice is the same.
+    sent, announced = expected.pop("notices"), got.pop("notices")
     assert got == expected
+    if size == 1:
+        assert announced == sent
+    else:
+        assert set(announced) <= set(sent)
+        assert {order for _, order in set(sent) - set(announced)} <= {"6123456789012", "4750"}
+    expected["notices"] = sent
     # What the comparison covers is there at all.
     assert expected["Fulfillment"] and expected["Refund"] and expected["Return"]
     assert ("Where is #3002?", "6000000002") in expected["tickets"]
     assert any(tier == "repeat" for _, _, _, tier, _ in expected["customers"])
+    assert {"order_confirmed", "shipped", "refund_issued"} <= {event for event, _ in expected["notices"]}
 
 
 def test_a_second_batch_reads_what_the_first_wrote(cast):

@@ -334,9 +334,9 @@ def apply_many(
             link_open_tickets_for_order(order=order)
     history = _histories(tenant_id, {c for run in runs for c in run.customers if not _history_known(run, c)})
     counts = [_finish(run, history, follow_up=False) for run in runs]
-    # SLA re-matching and notices once per connection for the whole batch (each reads the
-    # rows as they are now: the same outcome as after every run, a few statements instead
-    # of a few per delivery).
+    # SLA re-matching and notices once per connection for the whole batch, a few statements
+    # instead of a few per delivery (both read the rows as they are now: see "Batched mode"
+    # for what that means for notices).
     together: dict[Any, tuple[_Run, set[int], set[tuple[str, int]]]] = {}
     for run in runs:
         _, sla_orders, touched = together.setdefault(run.connection.pk, (run, set(), set()))
@@ -482,7 +482,7 @@ class _Work:
             orders = [_from_row(Order, row) for row in cursor.fetchall()]
         self.orders_read.update(keys)
         for order in orders:
-            self.rows[(Order, order.connection_id, order.external_id)] = order
+            self._register(order)
         self._read_children([order.pk for order in orders])
 
     def _read_children(self, order_ids: list[int]) -> None:
@@ -542,7 +542,7 @@ class _Work:
             return list(self.lines[lookup["order_id"]])
         return None
 
-    def remember(self, model: type[models.Model], lookup: dict[str, Any], rows: list[Any]) -> None:
+    def remember(self, model: type[models.Model], rows: list[Any]) -> None:
         """Rows `_select` read because the batch had not (kept, so later records see them)."""
         if model is Order:
             for row in rows:
@@ -611,17 +611,13 @@ class _Work:
         for index, pk in sorted(taken, key=lambda r: -r[1]):
             self.ids[order[index]].append(pk)  # popped smallest first
 
-    def defer_save(self, row: Any, names: tuple[str, ...]) -> bool:
+    def defer_save(self, row: Any, names: tuple[str, ...]) -> None:
         """`_save` of a row of the batch: nothing now (a new row is written whole; a read
         one's changed fields at `write`, after the rows they may point at)."""
         key = id(row)
         if key in self.new[type(row)]:
-            return True
-        if key in self.changed:
-            self.changed[key][1].update(dict.fromkeys(names))
-        else:
-            self.changed[key] = (row, dict.fromkeys(names))
-        return True
+            return
+        self.changed.setdefault(key, (row, {}))[1].update(dict.fromkeys(names))
 
     def forget_lines(self, order_id: int, gone: list[OrderLine]) -> list[OrderLine]:
         """Lines an order no longer lists: dropped here; those already stored are returned
@@ -718,7 +714,7 @@ def _select(model: type[models.Model], lock: bool = False, **lookup: Any) -> lis
         cursor.execute(_select_sql(model, tuple(lookup), lock), params)
         rows = [_from_row(model, row) for row in cursor.fetchall()]
     if work is not None:
-        work.remember(model, lookup, rows)
+        work.remember(model, rows)
     return rows
 
 
@@ -737,7 +733,8 @@ def _save(row: models.Model, names: Iterable[str]) -> None:
     if not names:
         return
     work = _WORK.get()
-    if work is not None and work.defer_save(row, names):
+    if work is not None:
+        work.defer_save(row, names)
         return
     params = [_column(type(row), n).get_db_prep_save(getattr(row, _column(type(row), n).attname), conn) for n in names]
     with conn.cursor() as cursor:
